@@ -1,0 +1,3 @@
+from genesis_ps.cli import main
+
+raise SystemExit(main())

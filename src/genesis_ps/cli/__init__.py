@@ -1,0 +1,46 @@
+"""The ``genesis-ps`` command. Each subcommand lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from genesis_ps.errors import GenesisError
+
+__all__ = ["main", "build_parser"]
+
+# module name -> it defines ``register(subparsers)``; each registered parser sets ``func(args) -> int``.
+_COMMAND_MODULES = ("sample", "bench", "doctor", "graph")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genesis-ps", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"genesis_ps.cli.{name}")
+        except ModuleNotFoundError as e:  # a subcommand module not written yet
+            if e.name == f"genesis_ps.cli.{name}":
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GenesisError as e:
+        print(f"genesis-ps: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genesis-ps: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
