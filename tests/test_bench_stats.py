@@ -1,0 +1,46 @@
+"""Wilson intervals, paired bootstrap and paired tests on cases worked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from genesis_ps.bench.stats import mean_ci, paired_compare, paired_permutation_p, wilson_interval
+
+
+def test_wilson_known_values() -> None:
+    lo, hi = wilson_interval(15, 100)
+    assert lo == pytest.approx(0.0930, abs=5e-4) and hi == pytest.approx(0.2328, abs=5e-4)
+    lo0, hi0 = wilson_interval(0, 10)
+    assert lo0 == 0.0 and 0.25 < hi0 < 0.35
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_paired_compare_detects_a_consistent_improvement() -> None:
+    a = [0.0] * 20 + [1.0] * 5
+    b = [1.0] * 20 + [1.0] * 5
+    c = paired_compare(a, b, name_a="std", name_b="mh", metric="acc", seed=1)
+    assert c.mean_diff == pytest.approx(0.8)
+    assert c.ci_low > 0.5 and c.ci_high <= 1.0
+    assert c.p_wilcoxon is not None and c.p_wilcoxon < 0.001
+    assert c.p_permutation < 0.001
+
+
+def test_paired_compare_no_difference() -> None:
+    c = paired_compare([0.3, 0.5, 0.7], [0.3, 0.5, 0.7])
+    assert c.mean_diff == 0.0 and c.ci_low == 0.0 and c.ci_high == 0.0
+    assert c.p_wilcoxon is None and c.p_permutation == 1.0
+
+
+def test_exact_permutation_small_sample() -> None:
+    # diffs (1, 1, 1): of the 8 sign patterns only ±(1,1,1) reach |mean| = 1 -> p = 2/8
+    assert paired_permutation_p([1.0, 1.0, 1.0]) == pytest.approx(0.25)
+
+
+def test_mismatched_lengths_rejected_and_empty_is_nan() -> None:
+    with pytest.raises(ValueError):
+        paired_compare([1.0], [1.0, 0.0])
+    assert math.isnan(paired_compare([], []).mean_diff)
+    m, lo, hi = mean_ci([1.0, 2.0, 3.0])
+    assert m == 2.0 and 1.0 <= lo <= m <= hi <= 3.0
