@@ -1,1 +1,27 @@
-"""planners"""
+"""HTDAG planning: the task-graph model, defensive parsing, validation, decomposition, scheduling."""
+
+from genesis_ps.planners.dag import MAX_TASKS, TASK_TYPES, Task, TaskDAG, find_cycle
+from genesis_ps.planners.heuristic import guess_type, heuristic_decompose, is_complex
+from genesis_ps.planners.parse import ParseOutcome, parse_dag
+from genesis_ps.planners.planner import MAX_REQUEST_CHARS, Decomposition, Generator, check_request, decompose
+from genesis_ps.planners.prompts import decomposition_prompt, task_prompt
+
+__all__ = [
+    "MAX_REQUEST_CHARS",
+    "MAX_TASKS",
+    "TASK_TYPES",
+    "Decomposition",
+    "Generator",
+    "ParseOutcome",
+    "Task",
+    "TaskDAG",
+    "check_request",
+    "decompose",
+    "decomposition_prompt",
+    "find_cycle",
+    "guess_type",
+    "heuristic_decompose",
+    "is_complex",
+    "parse_dag",
+    "task_prompt",
+]

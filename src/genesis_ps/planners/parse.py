@@ -1,0 +1,357 @@
+"""Defensive parsing of a model's decomposition into a :class:`~genesis_ps.planners.dag.TaskDAG`.
+
+:func:`parse_dag` never raises on any input text. It accepts, in this order:
+
+1. JSON — inside prose or code fences, ``{"tasks": [...]}``, a bare list, or other common wrappers;
+   repaired where safe (trailing commas, single quotes, unquoted keys, Python literals, a truncated
+   tail closed at the last complete task). Each repair is listed in :attr:`ParseOutcome.repairs`.
+2. WorFBench's text form ``Node:\\n1: ...\\nEdge: (START,1) (1,2) (2,END)``.
+3. A numbered or bulleted list, read as a chain of steps (a recorded repair).
+
+An outcome with ``dag`` set always holds a *valid* DAG; otherwise ``problems`` says why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from genesis_ps.planners.dag import MAX_DESCRIPTION_CHARS, MAX_TASKS, TASK_TYPES, Task, TaskDAG
+
+__all__ = ["ParseOutcome", "parse_dag", "MAX_TEXT_CHARS", "MAX_NESTING"]
+
+MAX_TEXT_CHARS = 100_000
+"""Longer model outputs are refused (a decomposition is never that long)."""
+MAX_NESTING = 20
+"""JSON nested deeper than this is refused before parsing (no recursion blow-up)."""
+
+_TYPE_ALIASES = {
+    "math": "reasoning", "analysis": "reasoning", "think": "reasoning", "logic": "reasoning",
+    "coding": "code", "programming": "code", "implementation": "code", "implement": "code",
+    "search": "research", "lookup": "research", "write": "writing", "text": "writing",
+    "action": "tool", "api": "tool", "tool_call": "tool", "other": "general", "task": "general",
+}  # fmt: skip
+_DESC_KEYS = ("description", "desc", "task", "name", "title", "step", "action", "text", "content", "subtask")
+_DEP_KEYS = ("depends_on", "dependencies", "deps", "depends", "after", "requires", "parents", "prerequisites")
+_LIST_KEYS = ("tasks", "subtasks", "steps", "nodes", "plan", "dag", "workflow", "items")
+
+
+@dataclass
+class ParseOutcome:
+    """What :func:`parse_dag` made of a text: the DAG (valid) or the problems, and every repair made."""
+
+    dag: TaskDAG | None
+    form: str = "none"
+    """``json``, ``worfbench``, ``list`` or ``none``."""
+    repairs: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.dag is not None
+
+
+def parse_dag(text: object, *, request: str = "", max_tasks: int = MAX_TASKS) -> ParseOutcome:
+    """Parse model output into a valid DAG, repairing what is safe to repair. Never raises."""
+    try:
+        return _parse(text, request=request, max_tasks=max_tasks)
+    except Exception as exc:  # defensive: a parser bug must become a recorded problem, not a crash
+        return ParseOutcome(None, problems=[f"parser error: {type(exc).__name__}: {exc}"])
+
+
+def _parse(text: object, *, request: str, max_tasks: int) -> ParseOutcome:
+    if not isinstance(text, str):
+        return ParseOutcome(None, problems=[f"expected text, got {type(text).__name__}"])
+    if not text.strip():
+        return ParseOutcome(None, problems=["the model returned empty text"])
+    if len(text) > MAX_TEXT_CHARS:
+        return ParseOutcome(None, problems=[f"output too long: {len(text)} > {MAX_TEXT_CHARS} characters"])
+    attempts: list[ParseOutcome] = []
+    if re.search(r"(?im)^\s*node\s*:", text) or re.search(r"(?i)edge\s*:\s*\(", text):
+        attempts.append(_parse_worfbench(text, request, max_tasks))
+        if attempts[-1].ok:
+            return attempts[-1]
+    js = _parse_json(text, request, max_tasks)
+    if js is not None:
+        if js.ok:
+            return js
+        attempts.append(js)
+    lst = _parse_list(text, request, max_tasks)
+    if lst is not None:
+        if lst.ok or not attempts:
+            return lst
+    if attempts:
+        return attempts[0]
+    return ParseOutcome(None, problems=["no JSON task list, WorFBench Node:/Edge: block or numbered list found"])
+
+
+# ---- JSON -------------------------------------------------------------------------------------------
+def _parse_json(text: str, request: str, max_tasks: int) -> ParseOutcome | None:
+    repairs: list[str] = []
+    fence = re.search(r"```(?:json|JSON)?\s*\n?(.*?)(?:```|$)", text, re.S)
+    body = text
+    if fence and ("{" in fence.group(1) or "[" in fence.group(1)):
+        body = fence.group(1)
+        repairs.append("extracted JSON from a code fence")
+    starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
+    if not starts:
+        return None
+    start = min(starts)
+    if start > 0 and body[:start].strip():
+        repairs.append("ignored prose before the JSON")
+    body = body[start:]
+    depth = _max_depth(body)
+    if depth > MAX_NESTING:
+        return ParseOutcome(None, form="json", problems=[f"JSON nested too deeply ({depth} > {MAX_NESTING} levels)"])
+    data, more = _loads_repaired(body)
+    repairs += more
+    if data is _FAIL:
+        return ParseOutcome(None, form="json", repairs=repairs, problems=["could not parse the JSON, even repaired"])
+    return _from_data(data, request, max_tasks, repairs)
+
+
+_FAIL = object()
+
+
+def _max_depth(s: str) -> int:
+    depth = best = 0
+    in_str: str | None = None
+    esc = False
+    for ch in s:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == in_str:
+                in_str = None
+        elif ch in "\"'":
+            in_str = ch
+        elif ch in "{[":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "}]":
+            depth = max(0, depth - 1)
+    return best
+
+
+def _balanced_prefix(s: str) -> tuple[str, bool]:
+    """The first complete JSON value in ``s`` (True), or all of ``s`` if it never closes (False)."""
+    stack: list[str] = []
+    in_str = False
+    esc = False
+    for i, ch in enumerate(s):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]":
+            if stack and stack[-1] == ch:
+                stack.pop()
+                if not stack:
+                    return s[: i + 1], True
+            else:
+                return s[:i], False
+    return s, False
+
+
+def _loads(s: str) -> Any:
+    try:
+        return json.loads(s)
+    except (ValueError, RecursionError):
+        return _FAIL
+
+
+def _loads_repaired(body: str) -> tuple[Any, list[str]]:
+    repairs: list[str] = []
+    cand, closed = _balanced_prefix(body)
+    data = _loads(cand)
+    if data is not _FAIL:
+        if closed and body[len(cand) :].strip():
+            repairs.append("ignored text after the JSON")
+        return data, repairs
+    fixed = cand
+    steps = [
+        ("converted single quotes to double quotes", _single_to_double),
+        ("quoted bare keys", lambda s: re.sub(r'([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:', r'\1"\2":', s)),
+        ("replaced Python literals", lambda s: re.sub(r"\b(True|False|None)\b",
+                                                      lambda m: {"True": "true", "False": "false"}.get(m.group(1), "null"), s)),
+        ("removed trailing commas", lambda s: re.sub(r",\s*([}\]])", r"\1", s)),
+    ]  # fmt: skip
+    for label, fn in steps:
+        new = fn(fixed)
+        if new != fixed:
+            fixed = new
+            repairs.append(label)
+            cand2, _ = _balanced_prefix(fixed)
+            data = _loads(cand2)
+            if data is not _FAIL:
+                return data, repairs
+    if not closed:
+        closed_text = _close_truncated(fixed)
+        if closed_text is not None:
+            data = _loads(closed_text)
+            if data is not _FAIL:
+                return data, [*repairs, "closed truncated JSON after the last complete element"]
+    return _FAIL, repairs
+
+
+def _single_to_double(s: str) -> str:
+    if "'" not in s:
+        return s
+    return re.sub(r"'((?:[^'\\\n]|\\.)*)'", lambda m: json.dumps(m.group(1).replace('\\"', '"')), s)
+
+
+def _close_truncated(s: str) -> str | None:
+    """Cut a truncated JSON text after its last complete element and close the open brackets."""
+    for cut in range(len(s), 0, -1):
+        if s[cut - 1] not in "}]":
+            continue
+        head = s[:cut]
+        stack: list[str] = []
+        in_str = esc = False
+        for ch in head:
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == "\\":
+                    esc = True
+                elif ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch in "{[":
+                stack.append("}" if ch == "{" else "]")
+            elif ch in "}]" and stack:
+                stack.pop()
+        if in_str or not stack:
+            continue
+        cand = re.sub(r",\s*$", "", head) + "".join(reversed(stack))
+        if _loads(cand) is not _FAIL:
+            return cand
+        if len(s) - cut > 4000:
+            break
+    return None
+
+
+def _from_data(data: Any, request: str, max_tasks: int, repairs: list[str]) -> ParseOutcome:
+    items: Any = data
+    if isinstance(data, Mapping):
+        for key in _LIST_KEYS:
+            if isinstance(data.get(key), list):
+                items = data[key]
+                if key != "tasks":
+                    repairs.append(f"read tasks from key {key!r}")
+                break
+        else:
+            if any(k in data for k in _DESC_KEYS):
+                items = [data]
+                repairs.append("a single task object became a one-task list")
+    if not isinstance(items, list):
+        return ParseOutcome(None, form="json", repairs=repairs, problems=["JSON holds no list of tasks"])
+    if len(items) > max_tasks:
+        return ParseOutcome(None, form="json", repairs=repairs, problems=[f"too many tasks: {len(items)} > {max_tasks}"])
+    raw: list[dict[str, Any]] = []
+    for i, it in enumerate(items, 1):
+        if isinstance(it, str):
+            raw.append({"id": str(i), "description": it, "depends_on": [str(i - 1)] if i > 1 else []})
+            if i == 1:
+                repairs.append("a list of strings became a chain of tasks")
+            continue
+        if not isinstance(it, Mapping):
+            return ParseOutcome(None, form="json", repairs=repairs, problems=[f"task {i} is not an object"])
+        raw.append(dict(it))
+    return _build(raw, request, max_tasks, repairs, "json")
+
+
+def _build(raw: list[dict[str, Any]], request: str, max_tasks: int, repairs: list[str], form: str) -> ParseOutcome:
+    tasks: list[Task] = []
+    ids = [str(r.get("id", "")).strip() for r in raw]
+    if any(not i for i in ids):
+        ids = [str(i) for i in range(1, len(raw) + 1)]
+        repairs.append("numbered tasks that had no id")
+    for r, tid in zip(raw, ids):
+        desc = next((r[k] for k in _DESC_KEYS if isinstance(r.get(k), str) and r[k].strip()), "")
+        desc = " ".join(desc.split())
+        if len(desc) > MAX_DESCRIPTION_CHARS:
+            desc = desc[: MAX_DESCRIPTION_CHARS - 1].rstrip() + "…"
+            repairs.append(f"shortened task {tid!r} description")
+        typ = str(r.get("type") or "general").strip().lower()
+        if typ not in TASK_TYPES:
+            new = _TYPE_ALIASES.get(typ, "general")
+            repairs.append(f"task {tid!r}: type {typ!r} read as {new!r}")
+            typ = new
+        deps_raw: Any = next((r[k] for k in _DEP_KEYS if k in r), [])
+        if deps_raw is None:
+            deps_raw = []
+        if not isinstance(deps_raw, list):
+            deps_raw = [d for d in re.split(r"[,\s]+", str(deps_raw)) if d]
+        deps = tuple(dict.fromkeys(str(d).strip() for d in deps_raw if str(d).strip()))
+        tasks.append(Task(id=tid, description=desc, type=typ, depends_on=deps))
+    dag = TaskDAG(tuple(tasks), request=request)
+    problems = dag.problems(max_tasks=max_tasks)
+    if problems:
+        return ParseOutcome(None, form=form, repairs=repairs, problems=problems)
+    return ParseOutcome(dag.with_meta(form=form, repairs=list(repairs)), form=form, repairs=repairs)
+
+
+# ---- WorFBench text form -----------------------------------------------------------------------------
+def _parse_worfbench(text: str, request: str, max_tasks: int) -> ParseOutcome:
+    repairs: list[str] = []
+    m = re.search(r"(?is)node\s*:\s*(.*?)(?:^\s*edges?\s*:|\Z)", text, re.M)
+    node_block = m.group(1) if m else text
+    nodes: dict[str, str] = {}
+    for line in node_block.splitlines():
+        nm = re.match(r"\s*(?:node\s*)?(\w+)\s*[:.)]\s*(.+)", line, re.I)
+        if nm and nm.group(1).upper() not in ("START", "END", "EDGE", "EDGES"):
+            if nm.group(1) in nodes:
+                repairs.append(f"dropped duplicate node {nm.group(1)!r}")
+                continue
+            nodes[nm.group(1)] = nm.group(2).strip()
+    if len(nodes) > max_tasks:
+        return ParseOutcome(None, form="worfbench", problems=[f"too many tasks: {len(nodes)} > {max_tasks}"])
+    em = re.search(r"(?is)edges?\s*:(.*)", text)
+    deps: dict[str, list[str]] = {k: [] for k in nodes}
+    if em:
+        for a, b in re.findall(r"\(\s*(\w+)\s*,\s*(\w+)\s*\)", em.group(1)):
+            if a.upper() == "START" or b.upper() == "END":
+                continue
+            if b not in deps or a not in nodes:
+                repairs.append(f"dropped edge ({a},{b}) to an unknown node")
+                continue
+            if a not in deps[b]:
+                deps[b].append(a)
+    else:
+        repairs.append("no Edge: line; read the nodes as a chain")
+        keys = list(nodes)
+        for prev, cur in zip(keys, keys[1:]):
+            deps[cur].append(prev)
+    raw = [{"id": k, "description": v, "type": "general", "depends_on": deps[k]} for k, v in nodes.items()]
+    return _build(raw, request, max_tasks, repairs, "worfbench")
+
+
+# ---- numbered / bulleted list ------------------------------------------------------------------------
+def _parse_list(text: str, request: str, max_tasks: int) -> ParseOutcome | None:
+    items = []
+    for line in text.splitlines():
+        m = re.match(r"\s*(?:(?:step\s*)?\d+\s*[.):]|[-*•])\s+(.{3,})", line, re.I)
+        if m:
+            items.append(m.group(1).strip())
+    if len(items) < 2:
+        return None
+    raw = [
+        {"id": str(i), "description": d, "depends_on": [str(i - 1)] if i > 1 else []} for i, d in enumerate(items, 1)
+    ]
+    if len(raw) > max_tasks:
+        return ParseOutcome(None, form="list", problems=[f"too many tasks: {len(raw)} > {max_tasks}"])
+    return _build(raw, request, max_tasks, ["read a numbered list as a chain of steps"], "list")
