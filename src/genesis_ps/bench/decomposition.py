@@ -1,0 +1,210 @@
+"""``genesis-ps bench decomposition``: WorFBench workflow generation through the HTDAG planner.
+
+For every selected record and method the model is asked, through
+:func:`genesis_ps.planners.planner.decompose` with the record's own WorFBench system turn and the
+``Node:/Edge:`` style, for a workflow; the planner accepts our JSON and WorFBench's text form. The DAG
+is scored against the gold workflow with f1_chain and f1_graph (:mod:`genesis_ps.bench.worfbench`),
+plus the decomposition evaluator's quality score, tokens generated, the measured cost multiplier and
+latency. When the planner had to fall back to its heuristic decomposition (the model's output was
+unusable), the record scores 0 on the WorFBench metrics, as an unparseable prediction does in the paper.
+Rows are appended to ``rows.jsonl`` as they finish; the report (JSON, Markdown, PNG) is written at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genesis_ps.bench.methods import MethodSpec, check_capabilities, parse_methods, run_method
+from genesis_ps.bench.worfbench import Record, Workflow, chain_scores, graph_scores, load_records, parse_workflow
+from genesis_ps.errors import ConfigError, GenesisError
+from genesis_ps.sampling.params import SamplerParams
+from genesis_ps.sampling.protocol import TokenModel
+
+__all__ = ["DecompositionConfig", "run_decomposition", "score_prediction", "dag_to_workflow", "register", "default_data"]
+
+
+def default_data() -> Path | None:
+    """``../shared/benchmarks/worfbench`` relative to the working directory, when present."""
+    p = Path.cwd().parent / "shared" / "benchmarks" / "worfbench"
+    return p if p.is_dir() else None
+
+
+@dataclass
+class DecompositionConfig:
+    data: str
+    domains: list[str] | None = None
+    limit: int | None = 5
+    methods: list[MethodSpec] = field(default_factory=lambda: parse_methods("single,power-mh"))
+    params: SamplerParams = field(default_factory=lambda: SamplerParams(max_new_tokens=160))
+    matcher: str = "embedding"
+    match_threshold: float | None = None
+    max_attempts: int = 1
+    seed: int = 0
+    out: str | None = None
+    progress: bool = False
+    command: str = ""
+
+
+def dag_to_workflow(dag: Any) -> Workflow:
+    """A planner :class:`TaskDAG` as a :class:`Workflow` (nodes in the planner's order)."""
+    index = {t.id: i for i, t in enumerate(dag.tasks)}
+    edges = tuple((index[d], index[t.id]) for t in dag.tasks for d in t.depends_on if d in index)
+    return Workflow(nodes=tuple(t.description for t in dag.tasks), edges=edges)
+
+
+def score_prediction(pred: Workflow | None, gold: Workflow, matcher: Any) -> dict[str, Any]:
+    """f1_chain / f1_graph (with precision and recall) of ``pred`` against ``gold``; None scores 0."""
+    if pred is None or not pred.nodes:
+        zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+        return {"chain": dict(zero), "graph": dict(zero), "matched": 0}
+    from genesis_ps.bench.matching import match_nodes
+
+    mapping = match_nodes(matcher.similarity(list(pred.nodes), list(gold.nodes)), matcher.threshold)
+    return {"chain": chain_scores(pred, gold, mapping), "graph": graph_scores(pred, gold, mapping), "matched": len(mapping)}
+
+
+async def _one(model: TokenModel, rec: Record, spec: MethodSpec, cfg: DecompositionConfig, seed: int, matcher: Any) -> dict[str, Any]:
+    from genesis_ps.planners.planner import decompose
+
+    params = cfg.params.with_(seed=seed)
+
+    async def gen(prompt: Any, p: SamplerParams, power: bool) -> Any:
+        return await run_method(model, prompt, spec, p)
+
+    t0 = time.perf_counter()
+    d = await decompose(rec.task, generator=gen, params=params, method=spec.sampler, style="worfbench",
+                        instructions=rec.system or None, max_attempts=cfg.max_attempts)  # fmt: skip
+    pred = dag_to_workflow(d.dag) if d.fallback is None else None
+    s = score_prediction(pred, rec.gold, matcher)
+    last = d.generations[-1].text if d.generations else ""
+    try:
+        parse_workflow(last)
+        strict = True
+    except ValueError:
+        strict = False
+    return {
+        "id": rec.id, "domain": rec.domain, "method": spec.name, "seed": seed,
+        "parse_ok": d.fallback is None, "valid": pred is not None and pred.valid, "strict_worfbench_parse": strict,
+        "form": next((a.get("form") for a in reversed(d.attempts) if "form" in a), None),
+        "fallback": d.fallback, "generation_fallbacks": d.generation_fallbacks,
+        "f1_chain": s["chain"]["f1"], "f1_graph": s["graph"]["f1"], "chain": s["chain"], "graph": s["graph"],
+        "matched": s["matched"], "pred_nodes": len(pred.nodes) if pred else 0, "gold_nodes": len(rec.gold.nodes),
+        "quality": None if d.quality is None else d.quality.value,
+        "tokens_generated": d.tokens_generated, "tokens_returned": d.tokens_returned,
+        "cost_multiplier": d.cost_multiplier, "latency_s": time.perf_counter() - t0,
+        "acceptance_rate": next((g.acceptance_rate for g in d.generations if g.acceptance_rate is not None), None),
+        "text": last,
+    }  # fmt: skip
+
+
+async def run_decomposition(cfg: DecompositionConfig, model: TokenModel) -> dict[str, Any]:
+    """Run the benchmark on ``model``; write rows as they finish and the report at the end."""
+    from genesis_ps.bench.decomposition_report import summarise, write_reports
+    from genesis_ps.bench.matching import get_matcher
+    from genesis_ps.bench.report import JsonlWriter, progress
+    from genesis_ps.planners.planner import check_request
+
+    check_capabilities(model, cfg.methods)
+    loaded = load_records(cfg.data, cfg.domains, cfg.limit)
+    records: list[Record] = []
+    skipped = list(loaded.skipped)
+    for r in loaded.records:
+        try:
+            check_request(r.task)
+            records.append(r)
+        except ConfigError as e:
+            skipped.append({"id": r.id, "domain": r.domain, "reason": str(e)})
+    if not records:
+        raise ConfigError("domains", f"no usable records selected ({len(skipped)} skipped) from {cfg.data}")
+    matcher, matcher_note = get_matcher(cfg.matcher, threshold=cfg.match_threshold)
+    out_dir = Path(cfg.out) if cfg.out else None
+    rows: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    with JsonlWriter(out_dir / "rows.jsonl" if out_dir else None) as sink, progress(
+        len(records) * len(cfg.methods), "decomposition", enabled=cfg.progress
+    ) as advance:
+        for i, rec in enumerate(records):
+            seed = cfg.seed * 100_003 + i
+            for spec in cfg.methods:
+                try:
+                    row = await _one(model, rec, spec, cfg, seed, matcher)
+                except ConfigError:
+                    raise
+                except (GenesisError, TimeoutError, RuntimeError) as e:
+                    err = {"id": rec.id, "domain": rec.domain, "method": spec.name, "error": f"{type(e).__name__}: {e}"}
+                    errors.append(err)
+                    sink.write({**err, "kind": "error"})
+                    advance(1, f"{spec.name}: error")
+                    continue
+                rows.append(row)
+                sink.write(row)
+                advance(1, f"{spec.name} f1_graph={row['f1_graph']:.2f}")
+    report = summarise(rows, [m.name for m in cfg.methods], errors=errors, skipped=skipped)
+    report["config"] = {
+        "data": str(cfg.data), "domains": cfg.domains, "limit_per_domain": cfg.limit,
+        "methods": [m.name for m in cfg.methods], "alpha": cfg.params.alpha, "n_mcmc": cfg.params.n_mcmc,
+        "block_size": cfg.params.block_size, "n_particles": cfg.params.n_particles,
+        "max_new_tokens": cfg.params.max_new_tokens, "max_attempts": cfg.max_attempts, "seed": cfg.seed,
+        "matcher": matcher.name, "match_threshold": matcher.threshold, "matcher_note": matcher_note,
+        "provider": model.provider, "model": model.model, "command": cfg.command,
+    }  # fmt: skip
+    if out_dir is not None:
+        report["files"] = write_reports(report, out_dir)
+    return report
+
+
+def register(sub: Any) -> None:
+    from genesis_ps.cli.bench import add_common
+
+    p = sub.add_parser("decomposition", help="WorFBench workflow generation: f1_chain / f1_graph per method")
+    p.add_argument("--data", default=None, help="WorFBench directory or JSON file (default ../shared/benchmarks/worfbench)")
+    p.add_argument("--domains", default=None, help="comma-separated domains (default: all in --data)")
+    p.add_argument("--limit", type=int, default=5, help="records per domain (default 5)")
+    p.add_argument("--methods", default="single,power-mh", help="greedy,single,low-temp,power-mh,power-smc,power-imh")
+    p.add_argument("--provider", default="embedded")
+    p.add_argument("--model", default=None)
+    p.add_argument("--base-url", default=None)
+    p.add_argument("--alpha", type=float, default=4.0)
+    p.add_argument("--n-mcmc", type=int, default=2, help="MH steps per block (default 2, to fit CPU runs)")
+    p.add_argument("--block-size", type=int, default=48)
+    p.add_argument("--particles", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--max-attempts", type=int, default=1, help="planner attempts per record (paper: 1)")
+    p.add_argument("--matcher", default="embedding", choices=["embedding", "lexical"])
+    p.add_argument("--match-threshold", type=float, default=None, help="default 0.6 (embedding) / 0.5 (lexical)")
+    add_common(p)
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    data = args.data or default_data()
+    if data is None:
+        raise ConfigError("data", "no --data given and ../shared/benchmarks/worfbench does not exist here")
+    params = SamplerParams(alpha=args.alpha, n_mcmc=args.n_mcmc, block_size=args.block_size,
+                           n_particles=args.particles, max_new_tokens=args.max_new_tokens)  # fmt: skip
+    cfg = DecompositionConfig(
+        data=str(data), domains=[d.strip() for d in args.domains.split(",") if d.strip()] if args.domains else None,
+        limit=args.limit, methods=parse_methods(args.methods), params=params, matcher=args.matcher,
+        match_threshold=args.match_threshold, max_attempts=args.max_attempts, seed=args.seed, out=args.out,
+        progress=not args.json, command="genesis-ps " + " ".join(sys.argv[1:]),
+    )  # fmt: skip
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ConfigError("limit", f"must be >= 1, got {cfg.limit}")
+    from genesis_ps.providers.registry import build_model
+
+    model = build_model(args.provider, model=args.model, base_url=args.base_url)
+    report = asyncio.run(run_decomposition(cfg, model))
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "rows"}, default=str))
+    else:
+        from genesis_ps.bench.decomposition_report import markdown
+
+        print(markdown(report))
+    return 0

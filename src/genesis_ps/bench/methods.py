@@ -1,0 +1,86 @@
+"""The generation methods the benchmarks compare, at one shared α, and how each one generates.
+
+``greedy`` (temperature 0), ``single`` (standard sampling, τ = 1), ``low-temp`` (τ = 1/α — the
+token-level sharpening power sampling is usually compared with), ``power-mh`` (block-wise
+Metropolis–Hastings), ``power-smc`` (Sequential Monte Carlo) and ``power-imh`` (independence MH).
+Power methods go through :func:`genesis_ps.sampling.api.generate`, so a failure falls back to
+single-shot *visibly* (``GenerationResult.fallback``); the benchmarks count those fallbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from genesis_ps.errors import ConfigError
+from genesis_ps.sampling.params import SamplerParams
+from genesis_ps.sampling.protocol import Prompt, TokenModel
+from genesis_ps.sampling.result import GenerationResult
+
+__all__ = ["MethodSpec", "METHOD_NAMES", "parse_methods", "run_method", "check_capabilities"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    sampler: str
+    """``single`` or a power-sampling method (``mh``, ``smc``, ``imh``)."""
+    temperature: str = "1"
+    """For ``single``: ``0``, ``1`` or ``1/alpha``."""
+
+    @property
+    def power(self) -> bool:
+        return self.sampler != "single"
+
+
+_SPECS = {
+    "greedy": MethodSpec("greedy", "single", "0"),
+    "single": MethodSpec("single", "single", "1"),
+    "low-temp": MethodSpec("low-temp", "single", "1/alpha"),
+    "power-mh": MethodSpec("power-mh", "mh"),
+    "power-smc": MethodSpec("power-smc", "smc"),
+    "power-imh": MethodSpec("power-imh", "imh"),
+}
+METHOD_NAMES: tuple[str, ...] = tuple(_SPECS)
+_ALIASES = {"standard": "single", "mh": "power-mh", "smc": "power-smc", "imh": "power-imh", "low_temp": "low-temp"}
+
+
+def parse_methods(text: str | Sequence[str]) -> list[MethodSpec]:
+    """``"single,power-mh"`` → specs, in order, without duplicates; unknown names are a ConfigError."""
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not names:
+        raise ConfigError("methods", "give at least one method")
+    out: list[MethodSpec] = []
+    for n in names:
+        key = _ALIASES.get(n, n)
+        if key not in _SPECS:
+            raise ConfigError("methods", f"unknown method {n!r}; choose from {', '.join(METHOD_NAMES)}")
+        if _SPECS[key] not in out:
+            out.append(_SPECS[key])
+    return out
+
+
+def check_capabilities(model: TokenModel, methods: Sequence[MethodSpec]) -> None:
+    """A provider without log-probs cannot power-sample: say so before any model work."""
+    power = [m.name for m in methods if m.power]
+    if power and model.capabilities.logprobs == "none":
+        raise ConfigError(
+            "methods",
+            f"{model.provider}/{model.model} returns no log-probabilities, so {', '.join(power)} cannot run; "
+            "use greedy, single or low-temp with this provider",
+        )
+
+
+async def run_method(model: TokenModel, prompt: Prompt, spec: MethodSpec, params: SamplerParams) -> GenerationResult:
+    """Generate once with ``spec`` (α, lengths, seed and sampler sizes from ``params``)."""
+    from genesis_ps.sampling.api import generate, single_shot
+
+    if not spec.power:
+        temp = {"0": 0.0, "1": 1.0, "1/alpha": 1.0 / params.alpha}[spec.temperature]
+        r = await single_shot(model, prompt, max_new_tokens=params.max_new_tokens, temperature=temp, seed=params.seed)
+        r.requested_method = spec.name
+        r.alpha = params.alpha if spec.temperature == "1/alpha" else None
+        return r
+    r = await generate(model, prompt, params.with_(method=spec.sampler), power=True)
+    r.extra = {**r.extra, "bench_method": spec.name}
+    return r
