@@ -63,12 +63,53 @@ async def power_sample(
     ``smc`` on such a model runs one block of whole sequences (importance resampling). The returned
     record's ``method`` says what actually ran. Raises :class:`LogprobsUnsupportedError` when the model
     has no log-probs, :class:`ConfigError` on invalid parameters — both before any model call.
+    Each call is a span (``genesis_ps.power_sample``, one child span per block) and is counted in the
+    metrics (:mod:`genesis_ps.observability`).
+    """
+    from genesis_ps import observability as obs
+
+    p = (params or SamplerParams()).with_(**overrides) if overrides else (params or SamplerParams())
+    attrs = dict(method=p.method, alpha=p.alpha, n_mcmc=p.n_mcmc, block_size=p.block_size,
+                 provider=model.provider, model=model.model, layer=obs.current_layer())  # fmt: skip
+    t0 = time.perf_counter()
+    with obs.span("genesis_ps.power_sample", **attrs) as sp:
+        try:
+            result = await _power_sample(model, prompt, p, reward=reward, lam=lam, evaluator=evaluator,
+                                         budget=budget, progress=obs.block_progress(sp, progress))  # fmt: skip
+        except BaseException as exc:
+            obs.record_call(p.method, type(exc).__name__, latency_s=time.perf_counter() - t0)
+            raise
+        obs.set_attributes(sp, method_run=result.method, acceptance=result.acceptance_rate,
+                           cost_multiplier=result.cost_multiplier, tokens_generated=result.tokens_generated,
+                           budget_exhausted=result.budget_exhausted)  # fmt: skip
+    obs.record_call(p.method, "ok", result, latency_s=result.latency_s)
+    return result
+
+
+async def _power_sample(
+    model: TokenModel,
+    prompt: PromptLike,
+    params: SamplerParams | None = None,
+    *,
+    reward: Reward | None = None,
+    lam: float = 0.0,
+    evaluator: Reward | None = None,
+    budget: Budget | None = None,
+    progress: Progress | None = None,
+    **overrides: Any,
+) -> GenerationResult:
+    """Sample from p(x)^α (optionally tilted by ``exp(lam·reward(x))``) with ``params.method``.
+
+    ``mh`` on a model that cannot continue a prefix runs whole-sequence independence MH (``imh``);
+    ``smc`` on such a model runs one block of whole sequences (importance resampling). The returned
+    record's ``method`` says what actually ran. Raises :class:`LogprobsUnsupportedError` when the model
+    has no log-probs, :class:`ConfigError` on invalid parameters — both before any model call.
     """
     p = (params or SamplerParams()).with_(**overrides) if overrides else (params or SamplerParams())
     pr = as_prompt(prompt)
     caps = model.capabilities
     if p.method == "single":
-        return await single_shot(model, pr, max_new_tokens=p.max_new_tokens, temperature=p.temperature, seed=p.seed)
+        return await _single_shot(model, pr, max_new_tokens=p.max_new_tokens, temperature=p.temperature, seed=p.seed)
     if caps.logprobs == "none":
         raise LogprobsUnsupportedError(
             f"{model.provider}/{model.model} returns no log-probabilities; power sampling needs them"
@@ -112,7 +153,31 @@ async def single_shot(
     temperature: float = 1.0,
     seed: int | None = None,
 ) -> GenerationResult:
-    """One plain sample at ``temperature`` (0 = greedy where the provider supports it)."""
+    """One plain sample at ``temperature`` (0 = greedy where the provider supports it). A span
+    (``genesis_ps.single_shot``) and counted in the metrics."""
+    from genesis_ps import observability as obs
+
+    t0 = time.perf_counter()
+    with obs.span("genesis_ps.single_shot", method="single", provider=model.provider, model=model.model,
+                  layer=obs.current_layer(), temperature=temperature):  # fmt: skip
+        try:
+            result = await _single_shot(model, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                                        seed=seed)  # fmt: skip
+        except BaseException as exc:
+            obs.record_call("single", type(exc).__name__, latency_s=time.perf_counter() - t0)
+            raise
+    obs.record_call("single", "ok", result, latency_s=result.latency_s)
+    return result
+
+
+async def _single_shot(
+    model: TokenModel,
+    prompt: PromptLike,
+    *,
+    max_new_tokens: int = 256,
+    temperature: float = 1.0,
+    seed: int | None = None,
+) -> GenerationResult:
     SamplerParams(max_new_tokens=max_new_tokens, seed=seed)  # validates max_new_tokens and seed
     if not (isinstance(temperature, (int, float)) and temperature >= 0):
         raise ConfigError("temperature", f"must be >= 0, got {temperature!r}")
@@ -173,7 +238,28 @@ async def generate(
     ``circuit_open``, ``budget``, ``provider_error:…``, ``sampling_error:…``). Invalid parameters are
     not a reason to fall back: :class:`ConfigError` propagates.
     """
+    from genesis_ps import observability as obs
+
     p = params or SamplerParams()
+    with obs.span("genesis_ps.generate", method=p.method, power=power, provider=model.provider,
+                  layer=obs.current_layer()) as sp:  # fmt: skip
+        result = await _generate(model, prompt, p, power=power, disabled_reason=disabled_reason,
+                                 fallback_model=fallback_model, **kwargs)  # fmt: skip
+        obs.set_attributes(sp, fallback_reason=result.fallback, method_run=result.method)
+    obs.record_outcome(result)
+    return result
+
+
+async def _generate(
+    model: TokenModel,
+    prompt: PromptLike,
+    p: SamplerParams,
+    *,
+    power: bool,
+    disabled_reason: str,
+    fallback_model: TokenModel | None,
+    **kwargs: Any,
+) -> GenerationResult:
     reason = disabled_reason
     if power and p.method != "single":
         try:

@@ -1,0 +1,280 @@
+"""OpenTelemetry spans and Prometheus metrics.
+
+Spans use the OpenTelemetry *API* only, imported at call time: with no SDK configured they are no-ops.
+:func:`configure_tracing` points genesis_ps at a specific ``TracerProvider`` (tests pass one with an
+in-memory exporter) without touching the global one.
+
+Metrics live in their own ``CollectorRegistry`` (:func:`registry`), namespace ``genesis_ps_``, so an
+application's registry is never polluted and tests can read values back; :func:`start_metrics_server`
+serves it over HTTP. Every metric name is listed in :data:`METRIC_NAMES` (the deploy files' alert rules
+and dashboard may only reference those — a test checks it).
+
+The *layer* (``htdag``, ``sica``, ``se_darwin``, or ``direct`` outside any) of a generation comes from
+:func:`layer_scope`, a context variable, so the sampling functions need no extra parameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from genesis_ps.sampling.result import GenerationResult
+
+__all__ = [
+    "METRIC_NAMES",
+    "block_progress",
+    "configure_tracing",
+    "current_layer",
+    "layer_scope",
+    "metrics",
+    "node_span",
+    "record_call",
+    "record_evaluation",
+    "record_outcome",
+    "registry",
+    "reset_metrics",
+    "set_attributes",
+    "span",
+    "start_metrics_server",
+    "traced_node",
+]
+
+NAMESPACE = "genesis_ps"
+_LAYER: contextvars.ContextVar[str] = contextvars.ContextVar("genesis_ps_layer", default="direct")
+_PROVIDER: list[Any] = [None]
+
+LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+RATIO_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+COST_BUCKETS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0)
+
+METRIC_NAMES: dict[str, str] = {
+    "genesis_ps_sampling_calls_total": "counter",
+    "genesis_ps_generations_total": "counter",
+    "genesis_ps_fallbacks_total": "counter",
+    "genesis_ps_tokens_generated_total": "counter",
+    "genesis_ps_sampling_latency_seconds": "histogram",
+    "genesis_ps_acceptance_rate": "histogram",
+    "genesis_ps_cost_multiplier": "histogram",
+    "genesis_ps_quality_score": "histogram",
+    "genesis_ps_evaluations_total": "counter",
+    "genesis_ps_graph_node_duration_seconds": "histogram",
+    "genesis_ps_graph_node_runs_total": "counter",
+}
+"""Every series family this module exports (name as scraped, without ``_bucket``/``_sum``/``_count``)."""
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        ns = NAMESPACE
+        self.calls = Counter("sampling_calls", "power_sample / single_shot calls by layer, method and status "
+                             "(ok or the error type)", ["layer", "method", "status"], namespace=ns, registry=r)
+        self.generations = Counter("generations", "Finished generations by layer and outcome (power, fallback, "
+                                   "single)", ["layer", "outcome"], namespace=ns, registry=r)
+        self.fallbacks = Counter("fallbacks", "Fallbacks to single-shot by layer and reason",
+                                 ["layer", "reason"], namespace=ns, registry=r)
+        self.tokens = Counter("tokens_generated", "Tokens sampled (all proposals and particles)",
+                              ["layer", "method"], namespace=ns, registry=r)
+        self.latency = Histogram("sampling_latency_seconds", "Latency of one generation call",
+                                 ["layer", "method"], namespace=ns, registry=r, buckets=LATENCY_BUCKETS)
+        self.acceptance = Histogram("acceptance_rate", "MH acceptance rate of a power-sampling run",
+                                    ["layer", "method"], namespace=ns, registry=r, buckets=RATIO_BUCKETS)
+        self.cost = Histogram("cost_multiplier", "Measured tokens generated / tokens returned of a run",
+                              ["layer", "method"], namespace=ns, registry=r, buckets=COST_BUCKETS)
+        self.quality = Histogram("quality_score", "Evaluator scores in [0, 1]", ["layer", "evaluator"],
+                                 namespace=ns, registry=r, buckets=RATIO_BUCKETS)
+        self.evaluations = Counter("evaluations", "Evaluations by evaluator and status (ok or failed)",
+                                   ["evaluator", "status"], namespace=ns, registry=r)
+        self.node_duration = Histogram("graph_node_duration_seconds", "Duration of one graph node run",
+                                       ["node"], namespace=ns, registry=r, buckets=LATENCY_BUCKETS)
+        self.node_runs = Counter("graph_node_runs", "Graph node runs by node and status", ["node", "status"],
+                                 namespace=ns, registry=r)
+
+
+_METRICS: list[_Metrics | None] = [None]
+
+
+def metrics() -> _Metrics:
+    """The metric objects (created on first use, in their own registry)."""
+    m = _METRICS[0]
+    if m is None:
+        m = _METRICS[0] = _Metrics()
+    return m
+
+
+def registry() -> CollectorRegistry:
+    """The ``CollectorRegistry`` holding every genesis_ps metric."""
+    return metrics().registry
+
+
+def reset_metrics() -> None:
+    """Start again with a fresh, empty registry (tests; a running metrics server keeps the old one)."""
+    _METRICS[0] = None
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> Any:
+    """Serve :func:`registry` at ``http://addr:port/metrics``; returns what prometheus_client returns
+    (the server and its thread). ``port`` 0 picks a free port (``server.server_port``)."""
+    from prometheus_client import start_http_server
+
+    from genesis_ps.errors import ConfigError
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError("metrics_port", f"must be an integer port 0-65535, got {port!r}")
+    return start_http_server(port, addr=addr, registry=registry())
+
+
+# ----------------------------------------------------------------------------------------------- tracing
+
+
+def configure_tracing(provider: Any | None) -> None:
+    """Use ``provider`` (an OpenTelemetry ``TracerProvider``) for genesis_ps spans; None = the global one."""
+    _PROVIDER[0] = provider
+
+
+def _tracer() -> Any:
+    from opentelemetry import trace
+
+    provider = _PROVIDER[0]
+    if provider is not None:
+        return provider.get_tracer("genesis_ps")
+    return trace.get_tracer("genesis_ps")
+
+
+def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        out[k] = v if isinstance(v, (bool, int, float, str)) else str(v)
+    return out
+
+
+@contextlib.contextmanager
+def span(name: str, **attributes: Any) -> Iterator[Any]:
+    """A span named ``name`` (attributes with value None are left out). Exceptions are recorded on the
+    span and re-raised."""
+    with _tracer().start_as_current_span(name, attributes=_clean(attributes)) as sp:
+        yield sp
+
+
+def set_attributes(sp: Any, **attributes: Any) -> None:
+    """Set attributes on a span (None values left out); a no-op span ignores them."""
+    if sp is not None and sp.is_recording():
+        sp.set_attributes(_clean(attributes))
+
+
+def block_progress(sp: Any, inner: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:
+    """A ``progress(done, total)`` callback that also records each finished block as a child span of
+    ``sp`` (start = end of the previous block). Returns ``inner`` unchanged when ``sp`` is not recording."""
+    if sp is None or not sp.is_recording():
+        return inner
+    from opentelemetry import trace
+
+    tracer, ctx = _tracer(), trace.set_span_in_context(sp)
+    last = [time.time_ns()]
+
+    def progress(done: int, total: int) -> None:
+        now = time.time_ns()
+        child = tracer.start_span("genesis_ps.power_sample.block", context=ctx, start_time=last[0],
+                                  attributes={"block": done, "blocks": total})
+        child.end(end_time=now)
+        last[0] = now
+        if inner is not None:
+            inner(done, total)
+
+    return progress
+
+
+# ------------------------------------------------------------------------------------------------ layers
+
+
+def current_layer() -> str:
+    return _LAYER.get()
+
+
+@contextlib.contextmanager
+def layer_scope(layer: str) -> Iterator[None]:
+    """Attribute generations made inside this block (and tasks it starts) to ``layer``."""
+    token = _LAYER.set(layer)
+    try:
+        yield
+    finally:
+        _LAYER.reset(token)
+
+
+# ------------------------------------------------------------------------------------------- recording
+
+
+def record_call(method: str, status: str, result: GenerationResult | None = None, *, layer: str | None = None,
+                latency_s: float | None = None) -> None:  # fmt: skip
+    """One ``power_sample`` / ``single_shot`` call; with its result, its measured figures too."""
+    m, lay = metrics(), layer or current_layer()
+    m.calls.labels(lay, method, status).inc()
+    if latency_s is not None:
+        m.latency.labels(lay, method).observe(latency_s)
+    if result is not None:
+        m.tokens.labels(lay, result.method).inc(result.tokens_generated)
+        if result.tokens_returned > 0:
+            m.cost.labels(lay, result.method).observe(result.cost_multiplier)
+        if result.acceptance_rate is not None:
+            m.acceptance.labels(lay, result.method).observe(result.acceptance_rate)
+
+
+def record_outcome(result: GenerationResult, *, layer: str | None = None) -> None:
+    """A finished generation: power-sampled, a fallback (counted with its reason) or plain single-shot."""
+    m, lay = metrics(), layer or current_layer()
+    if result.fallback:
+        m.generations.labels(lay, "fallback").inc()
+        m.fallbacks.labels(lay, result.fallback.split(":", 1)[0]).inc()
+    else:
+        m.generations.labels(lay, "single" if result.method == "single" else "power").inc()
+
+
+def record_evaluation(evaluator: str, value: float | None, *, layer: str | None = None) -> None:
+    """An evaluation: its score (when it succeeded) and its status."""
+    m = metrics()
+    m.evaluations.labels(evaluator or "?", "ok" if value is not None else "failed").inc()
+    if value is not None:
+        m.quality.labels(layer or current_layer(), evaluator or "?").observe(value)
+
+
+@contextlib.contextmanager
+def node_span(node: str, **attributes: Any) -> Iterator[Any]:
+    """A graph node run: a span ``genesis_ps.node.<node>`` plus duration and run-count metrics."""
+    m, t0, status = metrics(), time.perf_counter(), "ok"
+    try:
+        with span(f"genesis_ps.node.{node}", node=node, **attributes) as sp:
+            yield sp
+    except BaseException as exc:
+        status = type(exc).__name__
+        raise
+    finally:
+        m.node_duration.labels(node).observe(time.perf_counter() - t0)
+        m.node_runs.labels(node, status).inc()
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def traced_node(node: str) -> Callable[[F], F]:
+    """Decorator for an async graph node function: runs it inside :func:`node_span`."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with node_span(node):
+                return await fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
