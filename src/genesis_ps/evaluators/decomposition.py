@@ -10,17 +10,18 @@ Components (weights in :data:`WEIGHTS`), each in [0, 1] and reported in ``detail
 - ``clean``: 1 minus 0.1 per repair the parser needed (floored at 0).
 
 Usable as a power-sampling reward tilt (``evaluators.base.as_reward(DecompositionEvaluator())``) or as
-a selection score.
+a selection score. The DAG parser is imported on first use (evaluators sit below planners).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genesis_ps.evaluators.base import Score
-from genesis_ps.planners.dag import TaskDAG
-from genesis_ps.planners.parse import ParseOutcome, parse_dag
+
+if TYPE_CHECKING:
+    from genesis_ps.planners.dag import TaskDAG
 
 __all__ = ["DecompositionEvaluator", "WEIGHTS", "score_dag"]
 
@@ -75,8 +76,10 @@ class DecompositionEvaluator:
     name = "decomposition"
 
     def evaluate(self, text: str, context: Mapping[str, Any] | None = None) -> Score:
+        from genesis_ps.planners.parse import parse_dag
+
         request = str((context or {}).get("request", ""))
-        outcome: ParseOutcome = parse_dag(text, request=request)
+        outcome = parse_dag(text, request=request)
         if outcome.dag is None:
             return Score(
                 0.0,
