@@ -1,0 +1,188 @@
+"""The whole graph: parallel waves, routes, failures skip dependents, SQLite resume, parent embedding."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+
+from genesis_ps.errors import ConfigError, ProviderConnectionError
+from genesis_ps.graph import GraphContext, RouteRegistry, TaskOutcome, build_graph
+from genesis_ps.graph.routes import RouteContext
+from genesis_ps.planners import Task
+from genesis_ps.sampling import Prompt
+from genesis_ps.settings import Settings
+from genesis_ps.testing import ScriptedModel
+
+PLAN = json.dumps({"tasks": [
+    {"id": "1", "description": "Write the pages", "type": "writing", "depends_on": []},
+    {"id": "2", "description": "Build the contact form", "type": "code", "depends_on": []},
+    {"id": "3", "description": "Deploy the site", "type": "general", "depends_on": ["1", "2"]},
+    {"id": "4", "description": "Announce the launch", "type": "writing", "depends_on": ["3"]},
+]})  # fmt: skip
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def task_of(prompt: Prompt) -> str | None:
+    for line in prompt.flat_text().splitlines():
+        if line.startswith("Your task: "):
+            return line[len("Your task: ") :]
+    return None
+
+
+def responder(prompt: Prompt) -> str:
+    t = task_of(prompt)
+    return PLAN if t is None else f"done: {t}"
+
+
+async def test_run_executes_waves_and_collects_outputs() -> None:
+    m = ScriptedModel(responder)
+    g = build_graph(m, settings=Settings())
+    out = await g.ainvoke({"request": "Make a website"})
+    assert [o["status"] for o in out["outcomes"].values()] == ["done"] * 4
+    assert out["outcomes"]["3"]["output"] == "done: Deploy the site"
+    s = out["summary"]
+    assert s["done"] == 4 and s["answer"] == "done: Announce the launch"
+    assert s["fallback_reasons"] == {"flag_off": 5}  # plan + 4 tasks, all recorded
+    assert s["tokens_generated"] == s["tokens_returned"] > 0 and s["cost_multiplier"] == 1.0
+    # the dependency's output reached the dependent task's prompt
+    deploy_prompt = next(p for p in m.calls if task_of(p) == "Deploy the site").flat_text()
+    assert "done: Write the pages" in deploy_prompt and "done: Build the contact form" in deploy_prompt
+
+
+async def test_failed_task_skips_dependents_but_not_independent_tasks() -> None:
+    routes = RouteRegistry(builtin={})
+
+    async def broken(task: Task, deps: Mapping[str, TaskOutcome], ctx: RouteContext) -> TaskOutcome:
+        raise ValueError("could not build it")
+
+    routes.register("code", broken)
+    m = ScriptedModel(responder)
+    out = await build_graph(m, settings=Settings(), routes=routes).ainvoke({"request": "Make a website"})
+    o = out["outcomes"]
+    assert o["2"]["status"] == "failed" and "could not build it" in o["2"]["error"] and o["2"]["route"] == "code"
+    assert o["1"]["status"] == "done"
+    assert o["3"]["status"] == "skipped" and o["4"]["status"] == "skipped"
+    assert [task_of(p) for p in m.calls if task_of(p)] == ["Write the pages"]  # skipped tasks never ran
+    assert out["summary"]["failed"] == 1 and out["summary"]["skipped"] == 2
+
+
+async def test_registered_route_receives_context_and_uses_the_pair() -> None:
+    routes = RouteRegistry(builtin={})
+    seen: dict[str, Any] = {}
+
+    async def reasoning(task: Task, deps: Mapping[str, TaskOutcome], ctx: RouteContext) -> TaskOutcome:
+        g = await ctx.generate(Prompt.user(f"Your task: {task.description}"), layer="sica")
+        seen.update(layer=g.extra["layer"], fallback=g.fallback, request_id=ctx.request_id)
+        out = TaskOutcome(task_id=task.id, status="done", output=g.text, score=0.5)
+        out.add_generation(g)
+        return out
+
+    routes.register("writing", reasoning)
+    out = await build_graph(ScriptedModel(responder), settings=Settings(), routes=routes).ainvoke(
+        {"request": "Make a website", "request_id": "fixed-id"}
+    )
+    assert seen == {"layer": "sica", "fallback": "flag_off", "request_id": "fixed-id"}
+    assert out["outcomes"]["1"]["route"] == "writing" and out["outcomes"]["1"]["score"] == 0.5
+    assert out["summary"]["mean_task_score"] == 0.5
+
+
+async def test_given_dag_skips_planning_and_bad_input_raises() -> None:
+    m = ScriptedModel(responder)
+    dag = {"tasks": [{"id": "x", "description": "Only step", "type": "general", "depends_on": []}]}
+    out = await build_graph(m, settings=Settings()).ainvoke({"request": "r", "dag": dag})
+    assert list(out["outcomes"]) == ["x"] and len(m.calls) == 1
+    with pytest.raises(ConfigError, match="request"):
+        await build_graph(m, settings=Settings()).ainvoke({"request": "  "})
+    with pytest.raises(ConfigError, match="model"):
+        build_graph()
+    with pytest.raises(ConfigError, match="planner_options"):
+        build_graph(m, planner_options={"depth": 3})
+
+
+async def test_chat_model_only_graph() -> None:
+    chat = FakeListChatModel(responses=["not json at all", "still not json", "an answer"])
+    out = await build_graph(chat_model=chat, settings=Settings.from_env(
+        {"POWER_SAMPLING_ENABLED": "1", "POWER_SAMPLING_HTDAG_ENABLED": "1"})).ainvoke({"request": "Cook pasta"})
+    assert out["plan"]["fallback"] == "heuristic:unparseable"
+    assert {"where": "plan", "reason": "no_logprobs"} in out["fallbacks"]
+    assert out["summary"]["done"] == out["summary"]["tasks"] >= 1
+
+
+async def test_resume_after_interruption_skips_finished_tasks(tmp_path: Any) -> None:
+    db = str(tmp_path / "ckpt.sqlite")
+    config = {"configurable": {"thread_id": "t-1"}}
+
+    def flaky(prompt: Prompt) -> str:
+        if task_of(prompt) == "Deploy the site":
+            raise ProviderConnectionError("network down", provider="scripted")
+        return responder(prompt)
+
+    first = ScriptedModel(flaky)
+    async with AsyncSqliteSaver.from_conn_string(db) as saver:
+        g = build_graph(first, settings=Settings(), checkpointer=saver, retry_policy=NO_RETRY)
+        with pytest.raises(ProviderConnectionError):
+            await g.ainvoke({"request": "Make a website"}, config)
+        snap = await g.aget_state(config)
+        assert set(snap.values["outcomes"]) == {"1", "2"}
+    second = ScriptedModel(responder)
+    async with AsyncSqliteSaver.from_conn_string(db) as saver:
+        g2 = build_graph(second, settings=Settings(), checkpointer=saver, retry_policy=NO_RETRY)
+        out = await g2.ainvoke(None, config)
+    assert [task_of(p) for p in second.calls] == ["Deploy the site", "Announce the launch"]  # no re-planning
+    assert out["outcomes"]["1"]["output"] == "done: Write the pages"  # kept from the first run
+    assert out["summary"]["done"] == 4
+
+
+class Parent(TypedDict, total=False):
+    request: str
+    summary: dict[str, Any]
+    log: list[str]
+
+
+async def test_embedded_as_a_node_of_a_parent_graph_with_shared_keys() -> None:
+    genesis = build_graph(ScriptedModel(responder), settings=Settings())
+
+    def prep(state: Parent) -> dict[str, Any]:
+        return {"request": state["request"].strip(), "log": ["prep"]}
+
+    def report(state: Parent) -> dict[str, Any]:
+        return {"log": [*state["log"], f"done {state['summary']['done']}"]}
+
+    parent = StateGraph(Parent)
+    parent.add_node("prep", prep)
+    parent.add_node("genesis", genesis)
+    parent.add_node("report", report)
+    parent.add_edge(START, "prep")
+    parent.add_edge("prep", "genesis")
+    parent.add_edge("genesis", "report")
+    parent.add_edge("report", END)
+    out = await parent.compile().ainvoke({"request": "  Make a website  "})
+    assert out["log"] == ["prep", "done 4"]
+    assert out["summary"]["answer"] == "done: Announce the launch"
+
+
+async def test_called_from_a_parent_node_with_its_own_state_and_context() -> None:
+    genesis = build_graph(ScriptedModel(responder), settings=Settings())
+
+    class Chat(TypedDict, total=False):
+        question: str
+        answer: str
+
+    async def solve(state: Chat) -> dict[str, Any]:
+        res = await genesis.ainvoke({"request": state["question"]}, context=GraphContext(request_id="abc"))
+        assert res["request_id"] == "abc"
+        return {"answer": res["summary"]["answer"]}
+
+    parent = StateGraph(Chat)
+    parent.add_node("solve", solve)
+    parent.add_edge(START, "solve")
+    parent.add_edge("solve", END)
+    out = await parent.compile().ainvoke({"question": "Make a website"})
+    assert out["answer"] == "done: Announce the launch"
