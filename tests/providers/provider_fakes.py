@@ -192,3 +192,75 @@ class ToyTokenizer:
 
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         return "".join(text_of(i) for i in ids if i < EOS)
+
+
+# --- building adapters over the fakes -------------------------------------------------------------
+
+TEST_KEYS = {"openai": "sk-test-abcdefghijklmnop", "gemini": "AIzaTESTKEY-abcdefghijklmnop",
+             "anthropic": "sk-ant-test-abcdefghijklmnop"}
+
+
+class Recorder:
+    """Injected time: ``sleep`` records the retry waits and advances ``clock``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def resilience(provider: str, model: str, rec: Recorder | None = None, **kw: Any) -> Any:
+    from genesis_ps.providers.resilience import BreakerRegistry, Resilience, RetryPolicy
+
+    rec = rec or Recorder()
+    kw.setdefault("retry", RetryPolicy(jitter_s=0.0))
+    return Resilience(provider, model, sleep=rec.sleep, clock=rec.clock, breakers=BreakerRegistry(), **kw)
+
+
+SERVER_KIND = {"chat": "openai_chat", "completions": "openai_completions", "completions-ids": "openai_completions",
+               "gemini": "gemini", "anthropic": "anthropic"}
+
+
+def adapter(kind: str, server: FakeServer | None = None, *, res: Any = None, client_retries: int = 0,
+            **kw: Any) -> Any:
+    """An adapter of ``kind`` whose official SDK client talks to ``server`` through a mock transport."""
+    server = server or FakeServer(SERVER_KIND[kind])
+    if kind in ("chat", "completions", "completions-ids"):
+        import openai
+
+        client = openai.AsyncOpenAI(api_key=TEST_KEYS["openai"], base_url="http://fake.test/v1",
+                                    max_retries=client_retries,
+                                    http_client=httpx2.AsyncClient(transport=server.transport()))
+        if kind == "chat":
+            from genesis_ps.providers.openai_chat import OpenAIChatModel
+
+            return OpenAIChatModel(client, "gpt-fake", resilience=res or resilience("openai", "gpt-fake"), **kw)
+        from genesis_ps.providers.openai_completions import OpenAICompletionsModel
+
+        if kind == "completions-ids":
+            kw.setdefault("tokenizer", ToyTokenizer())
+        kw.setdefault("top_logprobs", 3)
+        return OpenAICompletionsModel(client, "toy", resilience=res or resilience("openai-compatible", "toy"), **kw)
+    if kind == "gemini":
+        from google import genai
+        from google.genai import types
+
+        from genesis_ps.providers.gemini import GeminiModel
+
+        client = genai.Client(api_key=TEST_KEYS["gemini"], http_options=types.HttpOptions(
+            base_url="http://fake.test", async_client_args={"transport": server.transport()}))
+        return GeminiModel(client, "gemini-fake", resilience=res or resilience("gemini", "gemini-fake"), **kw)
+    import anthropic
+
+    from genesis_ps.providers.anthropic_adapter import AnthropicModel
+
+    client = anthropic.AsyncAnthropic(api_key=TEST_KEYS["anthropic"], base_url="http://fake.test",
+                                      max_retries=client_retries,
+                                      http_client=httpx2.AsyncClient(transport=server.transport()))
+    return AnthropicModel(client, "claude-fake", resilience=res or resilience("anthropic", "claude-fake"), **kw)

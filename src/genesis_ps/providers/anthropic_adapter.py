@@ -6,8 +6,10 @@ fallback and records ``fallback="no_logprobs"``. Nothing is estimated to fill th
 
 A prompt whose last message is the assistant's is sent as an assistant *prefill* (the model continues
 it); ``Completion.text`` is the continuation only. Models that reject prefill answer HTTP 400, raised as
-:class:`~genesis_ps.errors.BadRequestError`. The API takes no seed (ignored, stated in the notes) and
-temperatures in [0, 1] (others raise :class:`ConfigError`).
+:class:`~genesis_ps.errors.BadRequestError`. The API takes no seed (ignored, stated in the notes).
+The anthropic 2.x SDK has no ``temperature`` argument: temperature 1 (the API's default) sends none;
+any other value in [0, 1] goes in ``extra_body`` and the model accepts or rejects it (HTTP 400 →
+:class:`~genesis_ps.errors.BadRequestError`); values outside [0, 1] raise :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class AnthropicModel:
             prefix_continuation=False,
             max_batch=1,
             notes="The Messages API returns no log-probabilities: single-shot only, power sampling falls back. "
-            "No seed parameter (seeds are ignored). A final assistant message is sent as a prefill.",
+            "No seed parameter (seeds are ignored). Temperature 1 is the API default; other values are sent in "
+            "extra_body (the SDK has no temperature argument). A final assistant message is sent as a prefill.",
         )
 
     def __repr__(self) -> str:
@@ -79,7 +82,9 @@ class AnthropicModel:
             raise ConfigError("prompt", "needs at least one user message")
 
         async def attempt() -> Completion:
-            kw: dict[str, Any] = dict(model=self.model, max_tokens=max_new_tokens, messages=messages, temperature=t)
+            kw: dict[str, Any] = dict(model=self.model, max_tokens=max_new_tokens, messages=messages)
+            if t != 1.0:
+                kw["extra_body"] = {"temperature": t}
             if system:
                 kw["system"] = system
             msg = await self._client.messages.create(**kw)
