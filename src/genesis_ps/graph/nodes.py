@@ -64,7 +64,13 @@ class Nodes:
 
     # ---- plan ---------------------------------------------------------------------------------------
     async def plan(self, state: GraphState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
-        """Decompose the request (skipped when the state already holds a DAG)."""
+        """Decompose the request (skipped when the state already holds a DAG), inside a node span."""
+        from genesis_ps.observability import layer_scope, node_span
+
+        with node_span("plan"), layer_scope("htdag"):
+            return await self._plan(state, runtime)
+
+    async def _plan(self, state: GraphState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
         ctx = self._ctx(runtime)
         request = check_request(state.get("request"))
         rid = state.get("request_id") or ctx.request_id or request_id_for(request)
@@ -125,6 +131,15 @@ class Nodes:
     async def execute(self, inp: TaskInput, runtime: Runtime[GraphContext]) -> dict[str, Any]:
         """Run one task through its route. Handler errors become a failed outcome; retryable provider
         errors propagate (the node's retry policy, then the run stops and can be resumed)."""
+        from genesis_ps.graph.routes import layer_for_type
+        from genesis_ps.observability import layer_scope, node_span
+
+        ttype = str(inp["task"].get("type", "general"))
+        with node_span("execute", task_id=str(inp["task"].get("id")), task_type=ttype), \
+                layer_scope(layer_for_type(ttype)):  # fmt: skip
+            return await self._execute(inp, runtime)
+
+    async def _execute(self, inp: TaskInput, runtime: Runtime[GraphContext]) -> dict[str, Any]:
         task = Task.from_dict(inp["task"])
         settings = self._settings(runtime)
         pair = self.pair(settings)
