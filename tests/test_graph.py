@@ -186,3 +186,24 @@ async def test_called_from_a_parent_node_with_its_own_state_and_context() -> Non
     parent.add_edge("solve", END)
     out = await parent.compile().ainvoke({"question": "Make a website"})
     assert out["answer"] == "done: Announce the launch"
+
+
+async def test_resume_inside_a_wave_keeps_the_finished_sibling(tmp_path: Any) -> None:
+    db = str(tmp_path / "ckpt.sqlite")
+    config = {"configurable": {"thread_id": "t-wave"}}
+
+    def flaky(prompt: Prompt) -> str:
+        if task_of(prompt) == "Build the contact form":
+            raise ProviderConnectionError("network down", provider="scripted")
+        return responder(prompt)
+
+    async with AsyncSqliteSaver.from_conn_string(db) as saver:
+        g = build_graph(ScriptedModel(flaky), settings=Settings(), checkpointer=saver, retry_policy=NO_RETRY)
+        with pytest.raises(ProviderConnectionError):
+            await g.ainvoke({"request": "Make a website"}, config)
+    second = ScriptedModel(responder)
+    async with AsyncSqliteSaver.from_conn_string(db) as saver:
+        out = await build_graph(second, settings=Settings(), checkpointer=saver).ainvoke(None, config)
+    ran = [task_of(p) for p in second.calls]
+    assert "Write the pages" not in ran  # finished in the interrupted wave: its write was kept
+    assert ran[0] == "Build the contact form" and out["summary"]["done"] == 4
