@@ -27,11 +27,15 @@ from genesis_ps.sampling import Prompt
 from genesis_ps.settings import Settings
 from genesis_ps.testing import ScriptedModel
 
-PLAN = json.dumps({"tasks": [
-    {"id": "1", "description": "List the pages the site needs", "type": "writing", "depends_on": []},
-    {"id": "2", "description": "Write the contact form handler", "type": "code", "depends_on": []},
-    {"id": "3", "description": "Deploy the site", "type": "general", "depends_on": ["1", "2"]},
-]})  # fmt: skip
+PLAN = json.dumps(
+    {
+        "tasks": [
+            {"id": "1", "description": "List the pages the site needs", "type": "writing", "depends_on": []},
+            {"id": "2", "description": "Write the contact form handler", "type": "code", "depends_on": []},
+            {"id": "3", "description": "Deploy the site", "type": "general", "depends_on": ["1", "2"]},
+        ]
+    }
+)
 
 
 def scripted_model() -> ScriptedModel:

@@ -18,10 +18,14 @@ from genesis_ps.errors import ProviderConnectionError
 from genesis_ps.sampling import Prompt
 from genesis_ps.testing import ScriptedModel
 
-PLAN = json.dumps({"tasks": [
-    {"id": "1", "description": "Write the pages", "type": "writing", "depends_on": []},
-    {"id": "2", "description": "Deploy the site", "type": "general", "depends_on": ["1"]},
-]})  # fmt: skip
+PLAN = json.dumps(
+    {
+        "tasks": [
+            {"id": "1", "description": "Write the pages", "type": "writing", "depends_on": []},
+            {"id": "2", "description": "Deploy the site", "type": "general", "depends_on": ["1"]},
+        ]
+    }
+)
 
 
 def respond(prompt: Prompt) -> str:
@@ -64,8 +68,9 @@ def test_bad_input_is_a_clear_error(scripted: dict[str, Any], capsys: pytest.Cap
     assert "no checkpoint" in capsys.readouterr().err
 
 
-def test_bad_flag_fails_at_startup(scripted: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_bad_flag_fails_at_startup(
+    scripted: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("POWER_SAMPLING_HTDAG_ENABLE", "1")  # typo
     assert main(["run", "Make a website"]) == 2
     assert "POWER_SAMPLING_HTDAG_ENABLE" in capsys.readouterr().err
@@ -83,8 +88,9 @@ def test_run_report_and_json(scripted: dict[str, Any], tmp_path: Path, capsys: p
     assert out["outcomes"]["2"]["output"] == "did: Deploy the site"
 
 
-def test_run_resume_continues_without_redoing_tasks(scripted: dict[str, Any],
-                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_run_resume_continues_without_redoing_tasks(
+    scripted: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     def broken(prompt: Prompt) -> str:
         if "Your task: Deploy the site" in prompt.flat_text():
             raise ProviderConnectionError("network down", provider="scripted")
@@ -113,11 +119,27 @@ def _embedded_available() -> bool:
 @pytest.mark.skipif(not _embedded_available(), reason="providers/embedded.py not present")
 def test_end_to_end_run_on_the_embedded_model(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POWER_SAMPLING_")}
-    env |= {"GENESIS_PS_HOME": str(tmp_path), "POWER_SAMPLING_ENABLED": "1", "POWER_SAMPLING_HTDAG_ENABLED": "1",
-            "POWER_SAMPLING_HTDAG_METHOD": "mh", "POWER_SAMPLING_HTDAG_N_MCMC": "1",
-            "POWER_SAMPLING_HTDAG_BLOCK_SIZE": "16", "POWER_SAMPLING_SEED": "0"}  # fmt: skip
-    cmd = [sys.executable, "-m", "genesis_ps", "run", "Write a haiku about autumn, then give it a title.",
-           "--json", "--task-max-new-tokens", "32", "--plan-max-new-tokens", "64"]  # fmt: skip
+    env |= {
+        "GENESIS_PS_HOME": str(tmp_path),
+        "POWER_SAMPLING_ENABLED": "1",
+        "POWER_SAMPLING_HTDAG_ENABLED": "1",
+        "POWER_SAMPLING_HTDAG_METHOD": "mh",
+        "POWER_SAMPLING_HTDAG_N_MCMC": "1",
+        "POWER_SAMPLING_HTDAG_BLOCK_SIZE": "16",
+        "POWER_SAMPLING_SEED": "0",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "genesis_ps",
+        "run",
+        "Write a haiku about autumn, then give it a title.",
+        "--json",
+        "--task-max-new-tokens",
+        "32",
+        "--plan-max-new-tokens",
+        "64",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)

@@ -30,8 +30,14 @@ def test_validation_lists_every_problem() -> None:
     with pytest.raises(DAGValidationError) as ei:
         bad.validate()
     msg = " | ".join(ei.value.problems)
-    for needle in ("depends on itself", "empty description", "unknown task '9'", "duplicate task id '2'",
-                   "unknown type 'weird'", "dependency cycle"):  # fmt: skip
+    for needle in (
+        "depends on itself",
+        "empty description",
+        "unknown task '9'",
+        "duplicate task id '2'",
+        "unknown type 'weird'",
+        "dependency cycle",
+    ):
         assert needle in msg, needle
     assert TaskDAG(()).problems() == ["the task graph is empty"]
     big = TaskDAG(tuple(Task(id=str(i), description="a task") for i in range(MAX_TASKS + 1)))
@@ -60,19 +66,34 @@ def test_waves_blocking_and_expand() -> None:
     ("text", "form", "repair"),
     [
         ('{"tasks": [{"id": "1", "description": "write code", "type": "code", "depends_on": []}]}', "json", None),
-        ("Sure:\n```json\n{'tasks': [{'id': 1, 'description': 'a b c', 'depends_on': [],},]}\n```", "json",
-         "converted single quotes"),
-        ('{tasks: [{id: "1", description: "one two"}, {id: "2", description: "three four", depends_on: ["1"]}]}',
-         "json", "quoted bare keys"),
-        ('{"tasks": [{"id": "1", "description": "first step"}, {"id": "2", "description": "sec', "json",
-         "closed truncated JSON"),
-        ('[{"id": 1, "task": "boil water", "type": "cooking"}, {"id": 2, "task": "pour it", "deps": "1"}]', "json",
-         "read as 'general'"),
-        ("Node:\n1: Boil water\n2: Get a cup\n3: Pour\nEdge: (START,1) (START,2) (1,3) (2,3) (3,END)", "worfbench",
-         None),
+        (
+            "Sure:\n```json\n{'tasks': [{'id': 1, 'description': 'a b c', 'depends_on': [],},]}\n```",
+            "json",
+            "converted single quotes",
+        ),
+        (
+            '{tasks: [{id: "1", description: "one two"}, {id: "2", description: "three four", depends_on: ["1"]}]}',
+            "json",
+            "quoted bare keys",
+        ),
+        (
+            '{"tasks": [{"id": "1", "description": "first step"}, {"id": "2", "description": "sec',
+            "json",
+            "closed truncated JSON",
+        ),
+        (
+            '[{"id": 1, "task": "boil water", "type": "cooking"}, {"id": 2, "task": "pour it", "deps": "1"}]',
+            "json",
+            "read as 'general'",
+        ),
+        (
+            "Node:\n1: Boil water\n2: Get a cup\n3: Pour\nEdge: (START,1) (START,2) (1,3) (2,3) (3,END)",
+            "worfbench",
+            None,
+        ),
         ("Plan:\n1. Buy flour\n2. Bake bread\n3. Slice it", "list", "numbered list"),
     ],
-)  # fmt: skip
+)
 def test_parse_forms_and_recorded_repairs(text: str, form: str, repair: str | None) -> None:
     out = parse_dag(text)
     assert out.ok, out.problems
@@ -96,15 +117,18 @@ def test_worfbench_edges_become_dependencies() -> None:
     [
         ("", "empty"),
         ("I think you should just do it yourself.", "no JSON"),
-        ('{"tasks": [{"id": "1", "description": "loop", "depends_on": ["2"]}, '
-         '{"id": "2", "description": "back", "depends_on": ["1"]}]}', "cycle"),
+        (
+            '{"tasks": [{"id": "1", "description": "loop", "depends_on": ["2"]}, '
+            '{"id": "2", "description": "back", "depends_on": ["1"]}]}',
+            "cycle",
+        ),
         ('{"tasks": [{"id": "1", "description": "me", "depends_on": ["1"]}]}', "itself"),
         ('{"tasks": [{"id": "1", "description": "a b", "depends_on": ["7"]}]}', "unknown task"),
         ("[" * 5000 + "]" * 5000, "nested too deeply"),
         (json.dumps({"tasks": [{"id": str(i), "description": f"t{i}"} for i in range(10_000)]}), "too"),
         (json.dumps({"tasks": [{"id": str(i), "description": f"t{i}"} for i in range(60)]}), "too many tasks"),
     ],
-)  # fmt: skip
+)
 def test_malformed_outputs_are_refused_with_reasons(text: str, needle: str) -> None:
     out = parse_dag(text)
     assert not out.ok
@@ -118,8 +142,9 @@ def test_non_text_input_is_a_problem_not_a_crash() -> None:
 
 # ---- properties -----------------------------------------------------------------------------------
 ids = st.text(alphabet="abcdefghij0123456789", min_size=1, max_size=4)
-words = st.lists(st.sampled_from(["write", "the", "code", "test", "deploy", "plan", "it", "réglage", "数据"]),
-                 min_size=0, max_size=6).map(" ".join)  # fmt: skip
+words = st.lists(
+    st.sampled_from(["write", "the", "code", "test", "deploy", "plan", "it", "réglage", "数据"]), min_size=0, max_size=6
+).map(" ".join)
 
 
 @st.composite
@@ -129,8 +154,11 @@ def raw_tasks(draw: st.DrawFn) -> list[dict[str, object]]:
     out = []
     for i, tid in enumerate(tids):
         deps = draw(st.lists(st.sampled_from([*tids, "ghost"]) if tids else st.just("ghost"), max_size=3))
-        item: dict[str, object] = {"id": draw(st.sampled_from([tid, i + 1])), "description": draw(words),
-                                   "depends_on": deps}  # fmt: skip
+        item: dict[str, object] = {
+            "id": draw(st.sampled_from([tid, i + 1])),
+            "description": draw(words),
+            "depends_on": deps,
+        }
         if draw(st.booleans()):
             item["type"] = draw(st.sampled_from(["code", "reasoning", "general", "math", "???", ""]))
         out.append(item)
@@ -153,8 +181,9 @@ def corrupt(text: str, how: int, cut: float) -> str:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw_tasks(), st.integers(0, 5), st.floats(0.0, 1.0), st.booleans())
-def test_parse_never_crashes_and_accepts_only_valid_dags(tasks: list[dict[str, object]], how: int, cut: float,
-                                                         wrap: bool) -> None:  # fmt: skip
+def test_parse_never_crashes_and_accepts_only_valid_dags(
+    tasks: list[dict[str, object]], how: int, cut: float, wrap: bool
+) -> None:
     text = json.dumps({"tasks": tasks} if wrap else tasks)
     out = parse_dag(corrupt(text, how, cut))
     if out.ok:

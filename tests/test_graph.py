@@ -20,12 +20,16 @@ from genesis_ps.sampling import Prompt
 from genesis_ps.settings import Settings
 from genesis_ps.testing import ScriptedModel
 
-PLAN = json.dumps({"tasks": [
-    {"id": "1", "description": "Write the pages", "type": "writing", "depends_on": []},
-    {"id": "2", "description": "Build the contact form", "type": "code", "depends_on": []},
-    {"id": "3", "description": "Deploy the site", "type": "general", "depends_on": ["1", "2"]},
-    {"id": "4", "description": "Announce the launch", "type": "writing", "depends_on": ["3"]},
-]})  # fmt: skip
+PLAN = json.dumps(
+    {
+        "tasks": [
+            {"id": "1", "description": "Write the pages", "type": "writing", "depends_on": []},
+            {"id": "2", "description": "Build the contact form", "type": "code", "depends_on": []},
+            {"id": "3", "description": "Deploy the site", "type": "general", "depends_on": ["1", "2"]},
+            {"id": "4", "description": "Announce the launch", "type": "writing", "depends_on": ["3"]},
+        ]
+    }
+)
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
@@ -108,8 +112,10 @@ async def test_given_dag_skips_planning_and_bad_input_raises() -> None:
 
 async def test_chat_model_only_graph() -> None:
     chat = FakeListChatModel(responses=["not json at all", "still not json", "an answer"])
-    out = await build_graph(chat_model=chat, settings=Settings.from_env(
-        {"POWER_SAMPLING_ENABLED": "1", "POWER_SAMPLING_HTDAG_ENABLED": "1"})).ainvoke({"request": "Cook pasta"})
+    out = await build_graph(
+        chat_model=chat,
+        settings=Settings.from_env({"POWER_SAMPLING_ENABLED": "1", "POWER_SAMPLING_HTDAG_ENABLED": "1"}),
+    ).ainvoke({"request": "Cook pasta"})
     assert out["plan"]["fallback"] == "heuristic:unparseable"
     assert {"where": "plan", "reason": "no_logprobs"} in out["fallbacks"]
     assert out["summary"]["done"] == out["summary"]["tasks"] >= 1

@@ -27,8 +27,15 @@ class CountingModel(ScriptedModel):
         self.extend_calls = 0
         self.extend_error = extend_error
 
-    async def extend(self, prompt: Prompt, prefixes: Sequence[Sequence[int]], max_new_tokens: int | Sequence[int],
-                     temperature: float, *, seed: int | None = None) -> list[Segment]:  # fmt: skip
+    async def extend(
+        self,
+        prompt: Prompt,
+        prefixes: Sequence[Sequence[int]],
+        max_new_tokens: int | Sequence[int],
+        temperature: float,
+        *,
+        seed: int | None = None,
+    ) -> list[Segment]:
         self.extend_calls += 1
         if self.extend_error is not None:
             raise self.extend_error

@@ -19,7 +19,7 @@ from typing import Any
 
 from genesis_ps.errors import ConfigError, GenesisError
 
-__all__ = ["register", "checkpoint_path", "load_model"]
+__all__ = ["checkpoint_path", "load_model", "register"]
 
 
 def checkpoint_path(explicit: str | None = None) -> Path:
@@ -50,8 +50,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def register(sub: Any) -> None:
     d = sub.add_parser("decompose", help="decompose a request into a task DAG")
     d.add_argument("request", help="what to decompose")
-    d.add_argument("--method", default=None, choices=["single", "mh", "smc", "imh"],
-                   help="generation method (default: the htdag layer's flags and parameters)")  # fmt: skip
+    d.add_argument(
+        "--method",
+        default=None,
+        choices=["single", "mh", "smc", "imh"],
+        help="generation method (default: the htdag layer's flags and parameters)",
+    )
     d.add_argument("--style", default="json", choices=["json", "worfbench"], help="answer format asked for")
     _add_model_args(d)
     d.set_defaults(func=cmd_decompose)
@@ -82,19 +86,31 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     explicit = args.method is not None
 
     async def gen(prompt: Any, params: Any, power: bool) -> Any:
-        return await pair(prompt, layer="htdag", params=params, power=(True if explicit else None) if power else False,
-                          request_id=rid)  # fmt: skip
+        return await pair(
+            prompt, layer="htdag", params=params, power=(True if explicit else None) if power else False, request_id=rid
+        )
 
     params = settings.layer("htdag").params.with_(max_new_tokens=args.plan_max_new_tokens)
-    d = asyncio.run(decompose(request, generator=gen, params=params, method=args.method, power=True,
-                              max_depth=args.max_depth, style=args.style))  # fmt: skip
+    d = asyncio.run(
+        decompose(
+            request,
+            generator=gen,
+            params=params,
+            method=args.method,
+            power=True,
+            max_depth=args.max_depth,
+            style=args.style,
+        )
+    )
     if args.json:
         print(json.dumps(d.to_dict(), indent=2, default=str))
         return 0
     print(d.dag.render_tree())
     q = "n/a" if d.quality is None or d.quality.value is None else f"{d.quality.value:.2f}"
-    print(f"\nmethod: {d.method}  fallback: {d.fallback or 'none'}  quality: {q}  "
-          f"cost multiplier: {d.cost_multiplier:.2f} ({d.tokens_generated} tokens generated)")  # fmt: skip
+    print(
+        f"\nmethod: {d.method}  fallback: {d.fallback or 'none'}  quality: {q}  "
+        f"cost multiplier: {d.cost_multiplier:.2f} ({d.tokens_generated} tokens generated)"
+    )
     if d.generation_fallbacks:
         print(f"generation fallbacks: {', '.join(d.generation_fallbacks)}")
     return 0
@@ -121,8 +137,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         state = asyncio.run(_run(args, settings, path, thread))
     except (GenesisError, KeyboardInterrupt):
         if args.resume is not None or args.request is not None:
-            print(f"interrupted; continue with: genesis-ps run --resume {thread}"
-                  + (f" --checkpoint-db {path}" if args.checkpoint_db else ""), file=sys.stderr)  # fmt: skip
+            print(
+                f"interrupted; continue with: genesis-ps run --resume {thread}"
+                + (f" --checkpoint-db {path}" if args.checkpoint_db else ""),
+                file=sys.stderr,
+            )
         raise
     if args.json:
         print(json.dumps({"thread_id": thread, "checkpoint": str(path), **state}, indent=2, default=str))
@@ -139,9 +158,14 @@ async def _run(args: argparse.Namespace, settings: Any, path: Path, thread: str)
     config: dict[str, Any] = {"configurable": {"thread_id": thread}}
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
         model = load_model(args, settings)
-        graph = build_graph(model, settings=settings, checkpointer=saver, task_max_new_tokens=args.task_max_new_tokens,
-                            plan_max_new_tokens=args.plan_max_new_tokens,
-                            planner_options={"max_depth": args.max_depth})  # fmt: skip
+        graph = build_graph(
+            model,
+            settings=settings,
+            checkpointer=saver,
+            task_max_new_tokens=args.task_max_new_tokens,
+            plan_max_new_tokens=args.plan_max_new_tokens,
+            planner_options={"max_depth": args.max_depth},
+        )
         inp: dict[str, Any] | None = {"request": args.request}
         if args.resume is not None:
             snap = await graph.aget_state(config)
@@ -161,7 +185,7 @@ class _Display:
     """Live progress on stderr (rich): the plan, then each task's status as waves run."""
 
     def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty() or enabled and os.environ.get("GENESIS_PS_PROGRESS") == "1"
+        self.enabled = (enabled and sys.stderr.isatty()) or (enabled and os.environ.get("GENESIS_PS_PROGRESS") == "1")
         self.rows: dict[str, list[str]] = {}
         self.phase = "planning…"
         self.live: Any = None
@@ -213,20 +237,31 @@ def _report(state: dict[str, Any]) -> str:
     dag = TaskDAG.from_dict(state["dag"])
     plan, s, outcomes = state.get("plan") or {}, state.get("summary") or {}, state.get("outcomes") or {}
     q = plan.get("quality")
-    lines = ["Task DAG:", dag.render_tree(), "",
-             f"plan: method {plan.get('method', '?')}, fallback {plan.get('fallback') or 'none'}, "
-             f"quality {'n/a' if q is None else f'{q:.2f}'}", ""]  # fmt: skip
+    lines = [
+        "Task DAG:",
+        dag.render_tree(),
+        "",
+        f"plan: method {plan.get('method', '?')}, fallback {plan.get('fallback') or 'none'}, "
+        f"quality {'n/a' if q is None else f'{q:.2f}'}",
+        "",
+    ]
     for t in dag.tasks:
         o = outcomes.get(t.id, {})
         score = "n/a" if o.get("score") is None else f"{o['score']:.2f}"
         fb = ", ".join(o.get("fallbacks") or []) or "none"
-        lines.append(f"[{t.id}] {t.description}  — {o.get('status', 'not run')} via {o.get('route', '?')}, "
-                     f"score {score}, fallbacks: {fb}")  # fmt: skip
+        lines.append(
+            f"[{t.id}] {t.description}  — {o.get('status', 'not run')} via {o.get('route', '?')}, "
+            f"score {score}, fallbacks: {fb}"
+        )
         text = (o.get("output") or o.get("error") or "").strip()
         lines += ["    " + ln for ln in text.splitlines()[:12]] + [""]
     reasons = ", ".join(f"{k}×{v}" for k, v in (s.get("fallback_reasons") or {}).items()) or "none"
-    lines.append(f"tasks: {s.get('done', 0)} done, {s.get('failed', 0)} failed, {s.get('skipped', 0)} skipped; "
-                 f"fallbacks: {reasons}")  # fmt: skip
-    lines.append(f"cost: {s.get('tokens_generated', 0)} tokens generated for {s.get('tokens_returned', 0)} returned "
-                 f"(measured cost multiplier {s.get('cost_multiplier', 0):.2f})")  # fmt: skip
+    lines.append(
+        f"tasks: {s.get('done', 0)} done, {s.get('failed', 0)} failed, {s.get('skipped', 0)} skipped; "
+        f"fallbacks: {reasons}"
+    )
+    lines.append(
+        f"cost: {s.get('tokens_generated', 0)} tokens generated for {s.get('tokens_returned', 0)} returned "
+        f"(measured cost multiplier {s.get('cost_multiplier', 0):.2f})"
+    )
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from genesis_ps.evaluators.base import Score
 if TYPE_CHECKING:
     from genesis_ps.planners.dag import TaskDAG
 
-__all__ = ["DecompositionEvaluator", "WEIGHTS", "score_dag"]
+__all__ = ["WEIGHTS", "DecompositionEvaluator", "score_dag"]
 
 WEIGHTS: dict[str, float] = {"structure": 0.3, "fields": 0.15, "count": 0.15, "descriptions": 0.3, "clean": 0.1}
 
@@ -63,8 +63,13 @@ def score_dag(dag: TaskDAG, *, request: str = "", repairs: list[str] | None = No
         seen.add(key)
     descriptions = good / n if n else 0.0
     clean = max(0.0, 1.0 - 0.1 * len(repairs))
-    parts = {"structure": structure, "fields": fields, "count": _count_score(n), "descriptions": descriptions,
-             "clean": clean}  # fmt: skip
+    parts = {
+        "structure": structure,
+        "fields": fields,
+        "count": _count_score(n),
+        "descriptions": descriptions,
+        "clean": clean,
+    }
     value = 0.0 if problems else sum(WEIGHTS[k] * v for k, v in parts.items())
     details: dict[str, Any] = {**parts, "n_tasks": n, "problems": problems, "repairs": repairs}
     return Score(round(min(1.0, max(0.0, value)), 6), details=details, evaluator="decomposition")
@@ -83,8 +88,12 @@ class DecompositionEvaluator:
         if outcome.dag is None:
             return Score(
                 0.0,
-                details={"structure": 0.0, "form": outcome.form, "problems": outcome.problems,
-                         "repairs": outcome.repairs},  # fmt: skip
+                details={
+                    "structure": 0.0,
+                    "form": outcome.form,
+                    "problems": outcome.problems,
+                    "repairs": outcome.repairs,
+                },
                 evaluator=self.name,
             )
         s = score_dag(outcome.dag, request=request, repairs=outcome.repairs)

@@ -25,20 +25,29 @@ class ChatModelAdapter:
 
     def __init__(self, chat_model: Any, *, model: str | None = None) -> None:
         self.chat_model = chat_model
-        self.model = model or str(getattr(chat_model, "model_name", None) or getattr(chat_model, "model", None)
-                                  or type(chat_model).__name__)
+        self.model = model or str(
+            getattr(chat_model, "model_name", None) or getattr(chat_model, "model", None) or type(chat_model).__name__
+        )
         self.capabilities = Capabilities(
             logprobs="none", prefix_continuation=False, notes="LangChain chat model: single-shot only"
         )
 
-    async def extend(self, prompt: Prompt, prefixes: Sequence[Sequence[int]], max_new_tokens: int | Sequence[int],
-                     temperature: float, *, seed: int | None = None) -> list[Segment]:  # fmt: skip
+    async def extend(
+        self,
+        prompt: Prompt,
+        prefixes: Sequence[Sequence[int]],
+        max_new_tokens: int | Sequence[int],
+        temperature: float,
+        *,
+        seed: int | None = None,
+    ) -> list[Segment]:
         from genesis_ps.errors import LogprobsUnsupportedError
 
         raise LogprobsUnsupportedError(f"{self.provider}/{self.model} returns no log-probabilities")
 
-    async def generate(self, prompt: Prompt, *, max_new_tokens: int, temperature: float = 1.0,
-                       seed: int | None = None) -> Completion:  # fmt: skip
+    async def generate(
+        self, prompt: Prompt, *, max_new_tokens: int, temperature: float = 1.0, seed: int | None = None
+    ) -> Completion:
         msgs = [(_ROLE.get(m["role"], m["role"]), m["content"]) for m in prompt.as_messages()]
         try:
             msg = await self.chat_model.ainvoke(msgs)
@@ -55,8 +64,12 @@ class ChatModelAdapter:
         else:
             n, how = max(1, len(content.split())), "words"
         finish = (getattr(msg, "response_metadata", None) or {}).get("finish_reason") or "stop"
-        return Completion(text=content, tokens_generated=n, finish_reason=str(finish).lower(),
-                          usage={"output_tokens": n, "counted_words": int(how == "words")})  # fmt: skip
+        return Completion(
+            text=content,
+            tokens_generated=n,
+            finish_reason=str(finish).lower(),
+            usage={"output_tokens": n, "counted_words": int(how == "words")},
+        )
 
     def decode(self, tokens: Sequence[int]) -> str:
         return ""

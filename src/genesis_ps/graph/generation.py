@@ -94,8 +94,9 @@ def build_generation_graph(
     async def single_node(state: GenState) -> dict[str, Any]:
         p = state["params"]
         m = fallback_model or model
-        result = await single_shot(m, state["prompt"], max_new_tokens=p.max_new_tokens,
-                                   temperature=p.temperature, seed=p.seed)  # fmt: skip
+        result = await single_shot(
+            m, state["prompt"], max_new_tokens=p.max_new_tokens, temperature=p.temperature, seed=p.seed
+        )
         result.requested_method = p.method
         result.fallback = state.get("reason")
         result.extra["layer"] = state.get("layer")
@@ -117,12 +118,19 @@ def build_generation_graph(
 class GenerationPair:
     """Callable front of the compiled pair: ``await pair(prompt, layer=..., params=..., power=...)``."""
 
-    def __init__(self, model: TokenModel, *, settings: Settings, fallback_model: TokenModel | None = None,
-                 sampler_kwargs: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: TokenModel,
+        *,
+        settings: Settings,
+        fallback_model: TokenModel | None = None,
+        sampler_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self.model = model
         self.settings = settings
-        self.graph = build_generation_graph(model, settings=settings, fallback_model=fallback_model,
-                                            sampler_kwargs=sampler_kwargs)  # fmt: skip
+        self.graph = build_generation_graph(
+            model, settings=settings, fallback_model=fallback_model, sampler_kwargs=sampler_kwargs
+        )
 
     async def __call__(
         self,
@@ -135,8 +143,14 @@ class GenerationPair:
         spent_tokens: int = 0,
     ) -> GenerationResult:
         p = params or self.settings.layer(layer).params
-        state: GenState = {"prompt": prompt, "layer": layer, "params": p, "request_id": request_id,
-                           "power": power, "spent_tokens": spent_tokens}  # fmt: skip
+        state: GenState = {
+            "prompt": prompt,
+            "layer": layer,
+            "params": p,
+            "request_id": request_id,
+            "power": power,
+            "spent_tokens": spent_tokens,
+        }
         out = await self.graph.ainvoke(state)
         result: GenerationResult = out["result"]
         return result

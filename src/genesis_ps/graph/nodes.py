@@ -52,8 +52,12 @@ class Nodes:
     def pair(self, settings: Settings) -> GenerationPair:
         key = id(settings)
         if key not in self._pairs:
-            self._pairs[key] = GenerationPair(self.model, settings=settings, fallback_model=self.fallback_model,
-                                              sampler_kwargs=dict(self.sampler_kwargs))  # fmt: skip
+            self._pairs[key] = GenerationPair(
+                self.model,
+                settings=settings,
+                fallback_model=self.fallback_model,
+                sampler_kwargs=dict(self.sampler_kwargs),
+            )
         return self._pairs[key]
 
     @staticmethod
@@ -101,8 +105,9 @@ class Nodes:
         outcomes = state.get("outcomes") or {}
         bad = [i for i, o in outcomes.items() if o["status"] in ("failed", "skipped")]
         skipped = {
-            tid: TaskOutcome(task_id=tid, status="skipped", route="none",
-                             error="a dependency failed or was skipped").to_dict()  # fmt: skip
+            tid: TaskOutcome(
+                task_id=tid, status="skipped", route="none", error="a dependency failed or was skipped"
+            ).to_dict()
             for tid in sorted(dag.blocked_by_failure(bad))
             if tid not in outcomes
         }
@@ -122,8 +127,13 @@ class Nodes:
         sends = []
         for tid in ready:
             t = dag.get(tid)
-            inp: TaskInput = {"task": t.to_dict(), "request": state["request"], "request_id": state["request_id"],
-                              "deps": {d: outcomes[d] for d in t.depends_on}, "spent_tokens": spent}  # fmt: skip
+            inp: TaskInput = {
+                "task": t.to_dict(),
+                "request": state["request"],
+                "request_id": state["request_id"],
+                "deps": {d: outcomes[d] for d in t.depends_on},
+                "spent_tokens": spent,
+            }
             sends.append(Send("execute", inp))
         return sends
 
@@ -135,8 +145,10 @@ class Nodes:
         from genesis_ps.observability import layer_scope, node_span
 
         ttype = str(inp["task"].get("type", "general"))
-        with node_span("execute", task_id=str(inp["task"].get("id")), task_type=ttype), \
-                layer_scope(layer_for_type(ttype)):  # fmt: skip
+        with (
+            node_span("execute", task_id=str(inp["task"].get("id")), task_type=ttype),
+            layer_scope(layer_for_type(ttype)),
+        ):
             return await self._execute(inp, runtime)
 
     async def _execute(self, inp: TaskInput, runtime: Runtime[GraphContext]) -> dict[str, Any]:
@@ -145,14 +157,22 @@ class Nodes:
         pair = self.pair(settings)
         rid, spent = inp["request_id"], inp["spent_tokens"]
 
-        async def gen(prompt: Prompt, *, layer: str = "htdag", params: SamplerParams | None = None,
-                      power: bool | None = None) -> GenerationResult:  # fmt: skip
+        async def gen(
+            prompt: Prompt, *, layer: str = "htdag", params: SamplerParams | None = None, power: bool | None = None
+        ) -> GenerationResult:
             return await pair(prompt, layer=layer, params=params, power=power, request_id=rid, spent_tokens=spent)
 
         max_new = self._ctx(runtime).task_max_new_tokens or self.task_max_new_tokens
-        ctx = RouteContext(request=inp["request"], request_id=rid, model=self.model, generate=gen, settings=settings,
-                           max_new_tokens=max_new, evaluators=self.evaluators,
-                           emit=lambda e: self._emit(runtime, {**e, "task_id": task.id}))  # fmt: skip
+        ctx = RouteContext(
+            request=inp["request"],
+            request_id=rid,
+            model=self.model,
+            generate=gen,
+            settings=settings,
+            max_new_tokens=max_new,
+            evaluators=self.evaluators,
+            emit=lambda e: self._emit(runtime, {**e, "task_id": task.id}),
+        )
         name, handler = self.routes.get(task.type)
         deps = {k: TaskOutcome.from_dict(v) for k, v in inp["deps"].items()}
         self._emit(runtime, {"event": "task_start", "task_id": task.id, "route": name})
@@ -169,8 +189,9 @@ class Nodes:
         if outcome.route in ("", "default"):
             outcome.route = name
         outcome.extra.setdefault("latency_s", round(time.perf_counter() - t0, 3))
-        self._emit(runtime, {"event": "task_end", "task_id": task.id, "status": outcome.status,
-                             "fallbacks": outcome.fallbacks})  # fmt: skip
+        self._emit(
+            runtime, {"event": "task_end", "task_id": task.id, "status": outcome.status, "fallbacks": outcome.fallbacks}
+        )
         fallbacks = [{"where": task.id, "reason": r} for r in outcome.fallbacks]
         return {"outcomes": {task.id: outcome.to_dict()}, "fallbacks": fallbacks}
 
@@ -180,10 +201,12 @@ class Nodes:
         dag = TaskDAG.from_dict(state["dag"])
         outcomes = state.get("outcomes") or {}
         plan = state.get("plan") or {}
-        gen = int(plan.get("tokens_generated", 0)) + sum(TaskOutcome.from_dict(o).tokens_generated
-                                                         for o in outcomes.values())  # fmt: skip
-        ret = int(plan.get("tokens_returned", 0)) + sum(TaskOutcome.from_dict(o).tokens_returned
-                                                        for o in outcomes.values())  # fmt: skip
+        gen = int(plan.get("tokens_generated", 0)) + sum(
+            TaskOutcome.from_dict(o).tokens_generated for o in outcomes.values()
+        )
+        ret = int(plan.get("tokens_returned", 0)) + sum(
+            TaskOutcome.from_dict(o).tokens_returned for o in outcomes.values()
+        )
         status = {s: sum(1 for o in outcomes.values() if o["status"] == s) for s in ("done", "failed", "skipped")}
         reasons: dict[str, int] = {}
         for f in state.get("fallbacks") or []:
@@ -191,12 +214,20 @@ class Nodes:
         sinks = [t.id for t in dag.tasks if not dag.dependents(t.id)]
         answer = "\n\n".join(outcomes[s]["output"] for s in sinks if outcomes.get(s, {}).get("status") == "done")
         scores = [o["score"] for o in outcomes.values() if o.get("score") is not None]
-        return {"summary": {
-            "tasks": len(dag.tasks), **status, "tokens_generated": gen, "tokens_returned": ret,
-            "cost_multiplier": round(gen / max(ret, 1), 4), "fallback_reasons": reasons,
-            "plan_fallback": plan.get("fallback"), "plan_quality": plan.get("quality"),
-            "mean_task_score": (sum(scores) / len(scores)) if scores else None, "answer": answer,
-        }}  # fmt: skip
+        return {
+            "summary": {
+                "tasks": len(dag.tasks),
+                **status,
+                "tokens_generated": gen,
+                "tokens_returned": ret,
+                "cost_multiplier": round(gen / max(ret, 1), 4),
+                "fallback_reasons": reasons,
+                "plan_fallback": plan.get("fallback"),
+                "plan_quality": plan.get("quality"),
+                "mean_task_score": (sum(scores) / len(scores)) if scores else None,
+                "answer": answer,
+            }
+        }
 
 
 def _spent(state: GraphState) -> int:

@@ -10,7 +10,7 @@ import hashlib
 
 from genesis_ps.settings import Settings
 
-__all__ = ["rollout_bucket", "in_rollout", "power_decision", "request_id_for"]
+__all__ = ["in_rollout", "power_decision", "request_id_for", "rollout_bucket"]
 
 
 def rollout_bucket(request_id: str) -> float:

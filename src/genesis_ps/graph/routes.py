@@ -41,15 +41,15 @@ from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 
 __all__ = [
-    "TaskOutcome",
-    "RouteContext",
-    "Handler",
-    "RouteRegistry",
     "DEFAULT_ROUTES",
-    "register_route",
-    "get_route",
+    "Handler",
+    "RouteContext",
+    "RouteRegistry",
+    "TaskOutcome",
     "default_handler",
+    "get_route",
     "layer_for_type",
+    "register_route",
 ]
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypedDict
 
 from genesis_ps.settings import Settings
 
-__all__ = ["GraphState", "TaskInput", "GraphContext", "merge_dicts"]
+__all__ = ["GraphContext", "GraphState", "TaskInput", "merge_dicts"]
 
 
 def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:

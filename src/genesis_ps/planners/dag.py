@@ -14,10 +14,10 @@ from typing import Any
 from genesis_ps.errors import DAGValidationError
 
 __all__ = [
-    "TASK_TYPES",
-    "MAX_TASKS",
     "MAX_DESCRIPTION_CHARS",
     "MAX_ID_CHARS",
+    "MAX_TASKS",
+    "TASK_TYPES",
     "Task",
     "TaskDAG",
     "find_cycle",

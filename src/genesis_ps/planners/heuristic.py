@@ -11,11 +11,14 @@ import re
 
 from genesis_ps.planners.dag import MAX_DESCRIPTION_CHARS, MAX_TASKS, Task, TaskDAG
 
-__all__ = ["heuristic_decompose", "guess_type", "is_complex"]
+__all__ = ["guess_type", "heuristic_decompose", "is_complex"]
 
-_CODE = re.compile(r"\b(code|implement|function|script|program|debug|refactor|api|class|python|sql|deploy|test)\w*",
-                   re.I)  # fmt: skip
-_REASON = re.compile(r"\b(calculate|compute|prove|solve|estimate|derive|analy[sz]e|compare|decide|why|how many)\w*", re.I)
+_CODE = re.compile(
+    r"\b(code|implement|function|script|program|debug|refactor|api|class|python|sql|deploy|test)\w*", re.I
+)
+_REASON = re.compile(
+    r"\b(calculate|compute|prove|solve|estimate|derive|analy[sz]e|compare|decide|why|how many)\w*", re.I
+)
 _RESEARCH = re.compile(r"\b(research|find|search|look up|gather|collect|survey|investigate)\w*", re.I)
 _WRITING = re.compile(r"\b(write|draft|summari[sz]e|document|describe|explain|report|email|blog)\w*", re.I)
 _SPLIT = re.compile(r"(?:[.;:!?]\s+|\n+|,?\s+(?:and\s+)?then\s+|,\s+(?:and\s+)?|\s+and\s+(?=[a-z]+\b\s+\w))", re.I)
@@ -45,7 +48,11 @@ def heuristic_decompose(request: str, *, max_tasks: int = 8) -> TaskDAG:
     clauses = [c for c in clauses if len(c) >= 3] or [text or "the request"]
     if len(clauses) == 1:
         core = clauses[0]
-        descs = [f"Clarify the goal and constraints: {core}", f"Carry out: {core}", "Review the result against the goal"]
+        descs = [
+            f"Clarify the goal and constraints: {core}",
+            f"Carry out: {core}",
+            "Review the result against the goal",
+        ]
     else:
         descs = [c[0].upper() + c[1:] for c in clauses]
     descs = descs[:max_tasks]

@@ -13,6 +13,7 @@ An outcome with ``dag`` set always holds a *valid* DAG; otherwise ``problems`` s
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from typing import Any
 
 from genesis_ps.planners.dag import MAX_DESCRIPTION_CHARS, MAX_TASKS, TASK_TYPES, Task, TaskDAG
 
-__all__ = ["ParseOutcome", "parse_dag", "MAX_TEXT_CHARS", "MAX_NESTING"]
+__all__ = ["MAX_NESTING", "MAX_TEXT_CHARS", "ParseOutcome", "parse_dag"]
 
 MAX_TEXT_CHARS = 100_000
 """Longer model outputs are refused (a decomposition is never that long)."""
@@ -29,11 +30,24 @@ MAX_NESTING = 20
 """JSON nested deeper than this is refused before parsing (no recursion blow-up)."""
 
 _TYPE_ALIASES = {
-    "math": "reasoning", "analysis": "reasoning", "think": "reasoning", "logic": "reasoning",
-    "coding": "code", "programming": "code", "implementation": "code", "implement": "code",
-    "search": "research", "lookup": "research", "write": "writing", "text": "writing",
-    "action": "tool", "api": "tool", "tool_call": "tool", "other": "general", "task": "general",
-}  # fmt: skip
+    "math": "reasoning",
+    "analysis": "reasoning",
+    "think": "reasoning",
+    "logic": "reasoning",
+    "coding": "code",
+    "programming": "code",
+    "implementation": "code",
+    "implement": "code",
+    "search": "research",
+    "lookup": "research",
+    "write": "writing",
+    "text": "writing",
+    "action": "tool",
+    "api": "tool",
+    "tool_call": "tool",
+    "other": "general",
+    "task": "general",
+}
 _DESC_KEYS = ("description", "desc", "task", "name", "title", "step", "action", "text", "content", "subtask")
 _DEP_KEYS = ("depends_on", "dependencies", "deps", "depends", "after", "requires", "parents", "prerequisites")
 _LIST_KEYS = ("tasks", "subtasks", "steps", "nodes", "plan", "dag", "workflow", "items")
@@ -183,11 +197,15 @@ def _loads_repaired(body: str) -> tuple[Any, list[str]]:
     fixed = cand
     steps = [
         ("converted single quotes to double quotes", _single_to_double),
-        ("quoted bare keys", lambda s: re.sub(r'([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:', r'\1"\2":', s)),
-        ("replaced Python literals", lambda s: re.sub(r"\b(True|False|None)\b",
-                                                      lambda m: {"True": "true", "False": "false"}.get(m.group(1), "null"), s)),
+        ("quoted bare keys", lambda s: re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:", r'\1"\2":', s)),
+        (
+            "replaced Python literals",
+            lambda s: re.sub(
+                r"\b(True|False|None)\b", lambda m: {"True": "true", "False": "false"}.get(m.group(1), "null"), s
+            ),
+        ),
         ("removed trailing commas", lambda s: re.sub(r",\s*([}\]])", r"\1", s)),
-    ]  # fmt: skip
+    ]
     for label, fn in steps:
         new = fn(fixed)
         if new != fixed:
@@ -260,7 +278,9 @@ def _from_data(data: Any, request: str, max_tasks: int, repairs: list[str]) -> P
     if not isinstance(items, list):
         return ParseOutcome(None, form="json", repairs=repairs, problems=["JSON holds no list of tasks"])
     if len(items) > max_tasks:
-        return ParseOutcome(None, form="json", repairs=repairs, problems=[f"too many tasks: {len(items)} > {max_tasks}"])
+        return ParseOutcome(
+            None, form="json", repairs=repairs, problems=[f"too many tasks: {len(items)} > {max_tasks}"]
+        )
     raw: list[dict[str, Any]] = []
     for i, it in enumerate(items, 1):
         if isinstance(it, str):
@@ -280,7 +300,7 @@ def _build(raw: list[dict[str, Any]], request: str, max_tasks: int, repairs: lis
     if any(not i for i in ids):
         ids = [str(i) for i in range(1, len(raw) + 1)]
         repairs.append("numbered tasks that had no id")
-    for r, tid in zip(raw, ids):
+    for r, tid in zip(raw, ids, strict=False):
         desc = next((r[k] for k in _DESC_KEYS if isinstance(r.get(k), str) and r[k].strip()), "")
         desc = " ".join(desc.split())
         if len(desc) > MAX_DESCRIPTION_CHARS:
@@ -334,7 +354,7 @@ def _parse_worfbench(text: str, request: str, max_tasks: int) -> ParseOutcome:
     else:
         repairs.append("no Edge: line; read the nodes as a chain")
         keys = list(nodes)
-        for prev, cur in zip(keys, keys[1:]):
+        for prev, cur in itertools.pairwise(keys):
             deps[cur].append(prev)
     raw = [{"id": k, "description": v, "type": "general", "depends_on": deps[k]} for k, v in nodes.items()]
     return _build(raw, request, max_tasks, repairs, "worfbench")

@@ -25,7 +25,7 @@ from genesis_ps.sampling.params import METHODS, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 
-__all__ = ["Decomposition", "decompose", "Generator", "MAX_REQUEST_CHARS", "check_request"]
+__all__ = ["MAX_REQUEST_CHARS", "Decomposition", "Generator", "check_request", "decompose"]
 
 MAX_REQUEST_CHARS = 4000
 Generator = Callable[[Prompt, SamplerParams, bool], Awaitable[GenerationResult]]
@@ -125,22 +125,27 @@ async def decompose(
 
     ``method`` (``single``/``mh``/``smc``/``imh``) overrides ``params.method``; ``power`` defaults to
     ``method != "single"``. With ``settings`` (a :class:`~genesis_ps.settings.Settings`) and no explicit
-    ``params``/``power``, the ``htdag`` layer's flag and parameters decide. ``lam > 0`` tilts power
+    ``params``/``power``, the ``htdag`` layer's flag and parameters decide (the graph and the CLI also
+    apply the rollout percentage). ``lam > 0`` tilts power
     sampling towards higher decomposition quality. ``max_depth`` > 0 re-decomposes complex tasks.
     Raises :class:`ConfigError` for bad arguments; never raises because of the model's output.
     """
     req = check_request(request)
     if model is None and generator is None:
         raise ConfigError("model", "decompose needs a model or a generator")
-    for name, value, low in (("max_attempts", max_attempts, 1), ("max_depth", max_depth, 0),
-                             ("max_total_tasks", max_total_tasks, 1)):  # fmt: skip
+    for name, value, low in (
+        ("max_attempts", max_attempts, 1),
+        ("max_depth", max_depth, 0),
+        ("max_total_tasks", max_total_tasks, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(name, f"must be an integer >= {low}, got {value!r}")
+    disabled_reason = "disabled"
     if settings is not None and params is None:
         layer = settings.layer("htdag")
         params = layer.params
         if power is None:
-            power = layer.enabled
+            power, disabled_reason = layer.enabled, "flag_off"
     p = params or SamplerParams(method="single", max_new_tokens=192)
     if method is not None:
         if method not in METHODS:
@@ -151,16 +156,17 @@ async def decompose(
     use_power = (p.method != "single") if power is None else bool(power and p.method != "single")
     if generator is None:
         assert model is not None
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = {"disabled_reason": disabled_reason}
         if lam > 0:
             from genesis_ps.evaluators.base import as_reward
 
-            kw = {"reward": as_reward(DecompositionEvaluator(), {"request": req}), "lam": lam}
+            kw |= {"reward": as_reward(DecompositionEvaluator(), {"request": req}), "lam": lam}
         generator = _default_generator(model, **kw)
     t0 = time.perf_counter()
     out = Decomposition(dag=TaskDAG(()), request=req, method=p.method)
-    dag, reason = await _attempts(req, p, use_power, generator, out, max_attempts, style, instructions,
-                                  min(MAX_TASKS, max_total_tasks))  # fmt: skip
+    dag, reason = await _attempts(
+        req, p, use_power, generator, out, max_attempts, style, instructions, min(MAX_TASKS, max_total_tasks)
+    )
     if dag is None:
         dag = heuristic_decompose(req, max_tasks=min(8, max_total_tasks))
         out.fallback = f"heuristic:{reason}"
@@ -168,16 +174,26 @@ async def decompose(
         dag = await _recurse(dag, req, p, use_power, generator, out, max_depth, max_total_tasks, style, instructions)
     out.dag = dag
     q = score_dag(dag, request=req, repairs=out.repairs)
-    out.quality = Score(q.value, details={**q.details, "source": "heuristic" if out.fallback else "model"},
-                        evaluator=q.evaluator)  # fmt: skip
+    out.quality = Score(
+        q.value, details={**q.details, "source": "heuristic" if out.fallback else "model"}, evaluator=q.evaluator
+    )
     out.latency_s = time.perf_counter() - t0
     return out
 
 
 async def _attempts(
-    req: str, p: SamplerParams, use_power: bool, generator: Generator, out: Decomposition, max_attempts: int,
-    style: str, instructions: str | None, max_tasks: int, *, record_repairs: bool = True,
-) -> tuple[TaskDAG | None, str]:  # fmt: skip
+    req: str,
+    p: SamplerParams,
+    use_power: bool,
+    generator: Generator,
+    out: Decomposition,
+    max_attempts: int,
+    style: str,
+    instructions: str | None,
+    max_tasks: int,
+    *,
+    record_repairs: bool = True,
+) -> tuple[TaskDAG | None, str]:
     feedback: str | None = None
     reason = "no attempt"
     for attempt in range(max_attempts):
@@ -193,8 +209,16 @@ async def _attempts(
             continue
         out.generations.append(g)
         po: ParseOutcome = parse_dag(g.text, request=req, max_tasks=max_tasks)
-        out.attempts.append({"attempt": attempt, "form": po.form, "repairs": po.repairs, "problems": po.problems,
-                             "generation": len(out.generations) - 1, "fallback": g.fallback})  # fmt: skip
+        out.attempts.append(
+            {
+                "attempt": attempt,
+                "form": po.form,
+                "repairs": po.repairs,
+                "problems": po.problems,
+                "generation": len(out.generations) - 1,
+                "fallback": g.fallback,
+            }
+        )
         if po.dag is not None:
             if record_repairs:
                 out.repairs.extend(po.repairs)
@@ -205,9 +229,17 @@ async def _attempts(
 
 
 async def _recurse(
-    dag: TaskDAG, req: str, p: SamplerParams, use_power: bool, generator: Generator, out: Decomposition,
-    max_depth: int, max_total: int, style: str, instructions: str | None,
-) -> TaskDAG:  # fmt: skip
+    dag: TaskDAG,
+    req: str,
+    p: SamplerParams,
+    use_power: bool,
+    generator: Generator,
+    out: Decomposition,
+    max_depth: int,
+    max_total: int,
+    style: str,
+    instructions: str | None,
+) -> TaskDAG:
     """Breadth-first: expand complex tasks level by level while depth and the task budget allow."""
     frontier = [t.id for t in dag.tasks]
     for depth in range(1, max_depth + 1):
@@ -217,8 +249,18 @@ async def _recurse(
             if not is_complex(task) or len(dag.tasks) + 1 > max_total:
                 continue
             room = max_total - len(dag.tasks) + 1
-            sub, _ = await _attempts(task.description, p, use_power, generator, out, 1, style, instructions,
-                                     min(room, MAX_TASKS), record_repairs=False)  # fmt: skip
+            sub, _ = await _attempts(
+                task.description,
+                p,
+                use_power,
+                generator,
+                out,
+                1,
+                style,
+                instructions,
+                min(room, MAX_TASKS),
+                record_repairs=False,
+            )
             if sub is None or len(sub.tasks) < 2:
                 continue
             try:
