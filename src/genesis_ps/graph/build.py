@@ -93,7 +93,9 @@ def build_graph(
     g = StateGraph(GraphState, context_schema=GraphContext)
     g.add_node("plan", nodes.plan, retry_policy=retry, timeout=timeout)
     g.add_node("schedule", nodes.schedule)
-    g.add_node("execute", nodes.execute, input_schema=TaskInput, retry_policy=retry, timeout=timeout)
+    g.add_node(
+        "execute", nodes.execute, input_schema=TaskInput, retry_policy=retry, timeout=timeout  # type: ignore[arg-type]
+    )
     g.add_node("finish", nodes.finish)
     g.add_edge(START, "plan")
     g.add_edge("plan", "schedule")

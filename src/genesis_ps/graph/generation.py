@@ -153,4 +153,7 @@ class GenerationPair:
         }
         out = await self.graph.ainvoke(state)
         result: GenerationResult = out["result"]
+        from genesis_ps.observability import record_outcome
+
+        record_outcome(result, layer=layer)  # generations / fallbacks by reason, for the fallback-rate alert
         return result

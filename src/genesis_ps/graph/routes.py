@@ -112,7 +112,8 @@ class RouteContext:
     """Send a progress event to the graph's custom stream."""
 
     def layer_params(self, layer: str) -> SamplerParams:
-        return self.settings.layer(layer).params.with_(max_new_tokens=self.max_new_tokens)
+        params: SamplerParams = self.settings.layer(layer).params
+        return params.with_(max_new_tokens=self.max_new_tokens)
 
 
 Handler = Callable[[Task, Mapping[str, TaskOutcome], RouteContext], Awaitable[TaskOutcome]]
@@ -146,8 +147,8 @@ async def default_handler(task: Task, deps: Mapping[str, TaskOutcome], ctx: Rout
 
 
 _BUILTIN_ROUTES: dict[str, str] = {
-    # "reasoning": "genesis_ps.loops.route:sica_handler",      (registered by the SICA module's owner)
-    # "code": "genesis_ps.operators.route:darwin_handler",     (registered by the SE-Darwin module's owner)
+    "reasoning": "genesis_ps.loops.route:sica_handler",
+    "code": "genesis_ps.operators.route:darwin_handler",
 }
 
 

@@ -25,7 +25,7 @@ class GraphState(TypedDict, total=False):
     request: str
     request_id: str
     """Stable id for rollout bucketing; defaults to a hash of the request."""
-    dag: dict[str, Any] | None
+    dag: dict[str, Any]
     """``{"tasks": [{"id", "description", "type", "depends_on"}]}``."""
     plan: dict[str, Any]
     """The decomposition record (method, fallback, quality, tokens, attempts …), without the tasks."""
