@@ -1,0 +1,66 @@
+"""Graph route for ``reasoning`` tasks: the SICA loop (see :mod:`genesis_ps.graph.routes`).
+
+Every generation goes through the graph's generation pair (``ctx.generate``), so flags, rollout, budget
+and fallbacks apply and are recorded. With the ``sica`` layer enabled the loop runs in ``power`` mode
+(power-sampled draft, then the critique check); otherwise in ``iterative`` mode (single-shot draft,
+critique, refine). The task's evaluator (``ctx.evaluators["reasoning"]`` or ``["*"]``) scores answers;
+without one the model's own critique decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from genesis_ps.loops.sica import SicaConfig, run_sica
+from genesis_ps.sampling.protocol import Prompt
+from genesis_ps.sampling.result import GenerationResult
+
+__all__ = ["sica_handler", "task_text", "pair_generator"]
+
+ROUTE_CONFIG = SicaConfig(max_iterations=3, power_max_iterations=2)
+
+
+def task_text(task: Any, deps: Mapping[str, Any], ctx: Any) -> str:
+    """The task as one text: the overall goal, the dependencies' outputs (trimmed), the task itself."""
+    from genesis_ps.planners.prompts import task_prompt
+
+    context = [(d, deps[d].output) for d in task.depends_on if d in deps]
+    return task_prompt(ctx.request, task.description, context).messages[-1][1]
+
+
+def pair_generator(ctx: Any, layer: str, sink: list[GenerationResult]) -> Any:
+    """A :class:`~genesis_ps.operators.Generator` over the graph's pair: power requests let the flags
+    decide (a fallback is recorded when they say no); plain requests sample once (method ``single``)."""
+    params = ctx.layer_params(layer)
+
+    async def gen(prompt: Prompt, *, power: bool) -> GenerationResult:
+        if power:
+            g = await ctx.generate(prompt, layer=layer, params=params, power=None)
+        else:
+            g = await ctx.generate(prompt, layer=layer, params=params.with_(method="single"), power=False)
+        sink.append(g)
+        return g
+
+    return gen
+
+
+async def sica_handler(task: Any, deps: Mapping[str, Any], ctx: Any) -> Any:
+    """Run SICA on a reasoning task and return a ``TaskOutcome`` with every generation recorded."""
+    from genesis_ps.graph.routes import TaskOutcome
+
+    gens: list[GenerationResult] = []
+    evaluator = ctx.evaluators.get(task.type) or ctx.evaluators.get("*")
+    mode = "power" if ctx.settings.layer("sica").enabled else "iterative"
+    res = await run_sica(task_text(task, deps, ctx), pair_generator(ctx, "sica", gens), evaluator=evaluator,
+                         context={"task": task.description, "request": ctx.request}, mode=mode,
+                         config=ROUTE_CONFIG)  # fmt: skip
+    out = TaskOutcome(task_id=task.id, status="done", output=res.text.strip(), route="sica", score=res.score)
+    for g in gens:
+        out.add_generation(g)
+    out.score_details = {"source": res.score_source, "stop_reason": res.stop_reason}
+    out.extra["sica"] = {"mode": res.mode, "iterations": res.iterations, "model_calls": res.model_calls,
+                         "requests": res.requests, "stop_reason": res.stop_reason}  # fmt: skip
+    if not out.output:
+        out.status, out.error = "failed", "the model returned empty text"
+    return out
