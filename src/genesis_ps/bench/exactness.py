@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from genesis_ps.errors import ConfigError
 from genesis_ps.sampling import exact
 from genesis_ps.sampling.imh import run_imh
 from genesis_ps.sampling.mh import mh_chains
@@ -57,6 +58,14 @@ class ExactnessConfig:
     """MH steps per block (mh, mh_naive)."""
     n_particles: int = 32
     imh_proposals: int = 40
+
+    def __post_init__(self) -> None:
+        for a in self.alphas:
+            if not a > 0:
+                raise ConfigError("alpha", f"must be > 0, got {a!r}")
+        for name in ("samples", "block_size", "n_mcmc", "n_particles", "imh_proposals"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)!r}")
 
 
 def _params(cfg: ExactnessConfig, method: str, alpha: float, t_max: int) -> SamplerParams:

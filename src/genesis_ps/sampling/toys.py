@@ -97,6 +97,8 @@ class ToyLM:
     def tempered(self, temperature: float) -> tuple[np.ndarray, np.ndarray]:
         """(log q table, cumulative q table) of token-level sampling at ``temperature``."""
         key = float(temperature)
+        if not key > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if key not in self._tempered:
             with np.errstate(invalid="ignore"):
                 z = self.logp_table / key

@@ -1,0 +1,50 @@
+"""The exactness benchmark: rows, the ablation's finding, and the ``genesis-ps bench exactness`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genesis_ps.bench.exactness import ExactnessConfig, run_exactness
+from genesis_ps.cli import main
+
+
+def test_rows_measure_tv_against_floor_and_low_temperature() -> None:
+    cfg = ExactnessConfig(samples=400, alphas=(2.0,), toys=("eos",), methods=("mh", "mh_naive", "low_temp"), n_mcmc=20)
+    rows = {r["method"]: r for r in run_exactness(cfg, seed=1)}
+    assert set(rows) == {"mh", "mh_naive", "low_temp"}
+    for r in rows.values():
+        assert r["toy"] == "eos" and r["alpha"] == 2.0 and r["samples"] == 400
+        assert r["within_target"] == (r["tv"] <= 1.5 * r["tv_noise_floor"] + 0.01)
+        assert 0 < r["tv_noise_floor"] < 0.1
+    assert rows["mh"]["within_target"]
+    assert not rows["mh_naive"]["within_target"] and rows["mh_naive"]["tv"] > 0.2
+    # i.i.d. low-temperature samples score about the exact low-temperature TV
+    assert rows["low_temp"]["tv"] == pytest.approx(rows["low_temp"]["tv_low_temperature"], abs=0.06)
+    assert rows["low_temp"]["tv_low_temperature"] > 0.2
+
+
+def test_command_prints_json_and_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main([
+        "bench", "exactness", "--json", "--samples", "150", "--toy", "sharp", "--alpha", "2",
+        "--method", "imh", "--method", "smc", "--out", str(tmp_path), "--seed", "3",
+    ])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in report["rows"]] == ["imh", "smc"]
+    assert set(report["rows"][0]) == {
+        "toy", "method", "alpha", "samples", "tv", "tv_noise_floor", "tv_low_temperature", "within_target", "seconds"
+    }
+    assert "--samples 150" in report["command"] and report["machine"]
+    assert json.loads((tmp_path / "exactness.json").read_text()) == report
+    md = (tmp_path / "exactness.md").read_text()
+    assert "| sharp | imh | 2.0 | 150 |" in md
+
+
+def test_command_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "exactness", "--samples", "0"])
+    assert main(["bench", "exactness", "--alpha", "-1", "--samples", "5", "--toy", "sharp", "--method", "imh"]) == 2
+    assert "alpha" in capsys.readouterr().err
