@@ -57,6 +57,12 @@ def test_waves_blocking_and_expand() -> None:
     with pytest.raises(DAGValidationError):
         d.insert(Task(id="z", description="needs ghost", depends_on=("ghost",)))
     assert d.insert(Task(id="z", description="after d", depends_on=("d",))).waves()[-1] == ["z"]
+    progressed = d.mark_done("a", "b")
+    assert progressed.ready() == ["c", "e"] and progressed.pending == ["c", "d", "e"]
+    with pytest.raises(DAGValidationError, match="cannot be done before"):
+        d.mark_done("d")
+    with pytest.raises(DAGValidationError, match="unknown"):
+        d.mark_done("zz")
     back = TaskDAG.from_dict(json.loads(json.dumps(e.to_dict())))
     assert back.tasks == e.tasks
     assert "[c.1]" in e.render_tree()

@@ -60,6 +60,8 @@ class TaskDAG:
     tasks: tuple[Task, ...]
     request: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    done: frozenset[str] = field(default_factory=frozenset, compare=False)
+    """Ids marked finished with :meth:`mark_done` (the graph keeps richer outcomes in its state)."""
 
     # ---- access -------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -131,9 +133,10 @@ class TaskDAG:
         return not self.problems()
 
     # ---- scheduling ---------------------------------------------------------------------------------
-    def ready(self, finished: Iterable[str], *, excluded: Iterable[str] = ()) -> list[str]:
-        """Ids whose dependencies are all in ``finished`` (and that are not finished or excluded)."""
-        done, skip = set(finished), set(excluded)
+    def ready(self, finished: Iterable[str] | None = None, *, excluded: Iterable[str] = ()) -> list[str]:
+        """Ids whose dependencies are all in ``finished`` (default: those marked done), and that are
+        neither finished nor excluded."""
+        done, skip = set(self.done if finished is None else finished), set(excluded)
         return [t.id for t in self.tasks if t.id not in done and t.id not in skip and set(t.depends_on) <= done]
 
     def waves(self) -> list[list[str]]:
@@ -193,6 +196,28 @@ class TaskDAG:
                 t = replace(t, depends_on=tuple(dict.fromkeys(deps)))
             out.append(t)
         return replace(self, tasks=tuple(out)).validate(max_tasks=max_tasks)
+
+    def mark_done(self, *task_ids: str) -> TaskDAG:
+        """A copy with ``task_ids`` marked finished. Unknown ids, or a task whose dependencies are not
+        all done, raise :class:`DAGValidationError`."""
+        known = set(self.ids)
+        done = set(self.done)
+        problems = []
+        for tid in task_ids:
+            if tid not in known:
+                problems.append(f"cannot mark unknown task {tid!r} done")
+                continue
+            missing = [d for d in self.get(tid).depends_on if d not in done and d not in task_ids]
+            if missing:
+                problems.append(f"task {tid!r} cannot be done before {', '.join(missing)}")
+            done.add(tid)
+        if problems:
+            raise DAGValidationError(problems)
+        return replace(self, done=frozenset(done))
+
+    @property
+    def pending(self) -> list[str]:
+        return [t.id for t in self.tasks if t.id not in self.done]
 
     def with_meta(self, **meta: Any) -> TaskDAG:
         return replace(self, meta={**self.meta, **meta})
