@@ -1,0 +1,104 @@
+"""A graph run emits node spans, SICA / SE-Darwin spans and metrics per layer; reasoning and code tasks
+take the SICA and SE-Darwin routes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from genesis_ps import observability as obs
+from genesis_ps.evaluators import CodeEvaluator, SandboxLimits
+from genesis_ps.graph import build_graph
+from genesis_ps.sampling import Prompt
+from genesis_ps.settings import Settings
+from genesis_ps.testing import ScriptedModel
+
+PLAN = json.dumps(
+    {
+        "tasks": [
+            {"id": "1", "description": "Work out 2 + 2", "type": "reasoning", "depends_on": []},
+            {"id": "2", "description": "Write add(a, b)", "type": "code", "depends_on": []},
+            {"id": "3", "description": "Summarise", "type": "general", "depends_on": ["1", "2"]},
+        ]
+    }
+)
+CODE = "STRATEGY: use +\n```python\ndef add(a, b):\n    return a + b\n```"
+
+
+def responder(prompt: Prompt) -> str:
+    text = prompt.flat_text()
+    if "Your task:" not in text:
+        return PLAN
+    if "Critique the proposed answer" in text:
+        return "SCORE: 9\nVERDICT: PASS\nISSUES:\n- none"
+    if "Write add(a, b)" in text:
+        return CODE
+    return "The answer is 4."
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    obs.configure_tracing(provider)
+    obs.reset_metrics()
+    yield exporter
+    obs.configure_tracing(None)
+    obs.reset_metrics()
+
+
+def value(name: str, **labels: str) -> float:
+    v = obs.registry().get_sample_value(name, labels)
+    return 0.0 if v is None else v
+
+
+async def test_graph_run_with_power_sampling_enabled(spans: InMemorySpanExporter) -> None:
+    env = {
+        "POWER_SAMPLING_ENABLED": "1",
+        "POWER_SAMPLING_SICA_ENABLED": "1",
+        "POWER_SAMPLING_SE_DARWIN_ENABLED": "1",
+        "POWER_SAMPLING_SICA_N_MCMC": "3",
+        "POWER_SAMPLING_SE_DARWIN_N_MCMC": "3",
+    }
+    code_ev = CodeEvaluator("def test_add():\n    assert add(2, 3) == 5\n", limits=SandboxLimits(timeout_s=3.0))
+    g = build_graph(ScriptedModel(responder), settings=Settings.from_env(env), evaluators={"code": code_ev})
+    out = await g.ainvoke({"request": "Add numbers and explain"})
+    o = out["outcomes"]
+    assert o["1"]["route"] == "sica" and o["1"]["extra"]["sica"]["mode"] == "power"
+    assert o["1"]["output"] == "The answer is 4." and o["1"]["score"] == pytest.approx(0.9)
+    assert o["2"]["route"] == "se_darwin" and o["2"]["score"] == 1.0
+    assert o["2"]["output"].startswith("def add") and o["2"]["extra"]["se_darwin"]["stop_reason"] == "target"
+    assert o["3"]["route"] == "default"
+
+    names = [s.name for s in spans.get_finished_spans()]
+    for expected in ("genesis_ps.node.plan", "genesis_ps.node.execute", "genesis_ps.sica",
+                     "genesis_ps.darwin.evolve", "genesis_ps.darwin.power_sampling", "genesis_ps.power_sample"):  # fmt: skip
+        assert expected in names, expected
+    layers = {s.attributes.get("layer") for s in spans.get_finished_spans()
+              if s.name == "genesis_ps.power_sample" and s.attributes}  # fmt: skip
+    assert {"sica", "se_darwin"} <= layers
+
+    assert value("genesis_ps_graph_node_runs_total", node="execute", status="ok") == 3
+    assert value("genesis_ps_graph_node_runs_total", node="plan", status="ok") == 1
+    assert value("genesis_ps_sampling_calls_total", layer="sica", method="mh", status="ok") == 1
+    assert value("genesis_ps_generations_total", layer="se_darwin", outcome="power") == 1
+    assert value("genesis_ps_quality_score_count", layer="se_darwin", evaluator="code") == 1
+    assert value("genesis_ps_fallbacks_total", layer="htdag", reason="flag_off") >= 1  # htdag flag stayed off
+
+
+async def test_graph_run_with_flags_off_counts_fallbacks(spans: InMemorySpanExporter) -> None:
+    g = build_graph(ScriptedModel(responder), settings=Settings())
+    out = await g.ainvoke({"request": "Add numbers and explain"})
+    o = out["outcomes"]
+    assert o["1"]["extra"]["sica"]["mode"] == "iterative"
+    assert o["2"]["fallbacks"] == ["flag_off"]  # the first candidate is a power request the flag refused
+    assert o["2"]["score"] is None  # no evaluator for code: one candidate, left unscored (not 0)
+    assert value("genesis_ps_fallbacks_total", layer="se_darwin", reason="flag_off") == 1
+    assert value("genesis_ps_generations_total", layer="sica", outcome="single") >= 2  # draft + critique
+    assert value("genesis_ps_sampling_calls_total", layer="sica", method="mh", status="ok") == 0
