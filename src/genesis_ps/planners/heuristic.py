@@ -14,7 +14,7 @@ from genesis_ps.planners.dag import MAX_DESCRIPTION_CHARS, MAX_TASKS, Task, Task
 __all__ = ["guess_type", "heuristic_decompose", "is_complex"]
 
 _CODE = re.compile(
-    r"\b(code|implement|function|script|program|debug|refactor|api|class|python|sql|deploy|test)\w*", re.I
+    r"\b(code|implement|function|script|program|debug|refactor|api|class|python|sql|unit test|tests?\b)\w*", re.I
 )
 _REASON = re.compile(
     r"\b(calculate|compute|prove|solve|estimate|derive|analy[sz]e|compare|decide|why|how many)\w*", re.I
