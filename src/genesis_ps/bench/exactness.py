@@ -39,7 +39,7 @@ from genesis_ps.sampling.smc import run_smc
 from genesis_ps.sampling.target import Target
 from genesis_ps.sampling.toys import TOYS, ToyLM
 
-__all__ = ["register", "run_exactness", "ExactnessConfig", "BENCH_METHODS"]
+__all__ = ["BENCH_METHODS", "ExactnessConfig", "register", "run_exactness"]
 
 BENCH_METHODS = ("mh", "mh_naive", "smc", "imh", "low_temp")
 _PROMPT = Prompt.text("")
@@ -131,7 +131,9 @@ def run_exactness(cfg: ExactnessConfig, seed: int = 0, *, log: Any = None) -> li
 
 
 def _markdown(rows: list[dict[str, Any]], command: str, machine: str) -> str:
-    cols = ["toy", "method", "alpha", "samples", "tv", "tv_noise_floor", "tv_low_temperature", "within_target", "seconds"]
+    cols = [
+        "toy", "method", "alpha", "samples", "tv", "tv_noise_floor", "tv_low_temperature", "within_target", "seconds"
+    ]
     lines = [
         "# Exactness of the power samplers on enumerable toys",
         "",
@@ -151,7 +153,10 @@ def _markdown(rows: list[dict[str, Any]], command: str, machine: str) -> str:
 
 
 def _machine() -> str:
-    return f"{platform.machine()} {platform.system()} {platform.release()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return (
+        f"{platform.machine()} {platform.system()} {platform.release()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -173,14 +178,15 @@ def main(args: argparse.Namespace) -> int:
         flush=True,
     ))
     rows = run_exactness(cfg, args.seed, log=log)
-    report = {"rows": rows, "command": command, "machine": _machine()}
+    machine = _machine()
+    report = {"rows": rows, "command": command, "machine": machine}
     if args.json:
         print(json.dumps(report, indent=2))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "exactness.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out / "exactness.md").write_text(_markdown(rows, command, report["machine"]))
+        (out / "exactness.md").write_text(_markdown(rows, command, machine))
         if not args.json:
             print(f"wrote {out / 'exactness.json'} and {out / 'exactness.md'}")
     return 0

@@ -17,7 +17,7 @@ from genesis_ps.sampling.protocol import Prompt, Segment, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Target
 
-__all__ = ["State", "EMPTY", "Meter", "Best", "new_seed", "state_text", "make_result"]
+__all__ = ["EMPTY", "Best", "Meter", "State", "make_result", "new_seed", "state_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,9 @@ class Meter:
             return False
         return not (b.max_requests is not None and self.requests + len(self._chunks(len(max_new))) > b.max_requests)
 
-    async def extend(self, prefixes: Sequence[Sequence[int]], max_new: Sequence[int], temperature: float) -> list[Segment]:
+    async def extend(
+        self, prefixes: Sequence[Sequence[int]], max_new: Sequence[int], temperature: float
+    ) -> list[Segment]:
         if any(len(p) for p in prefixes) and not self.model.capabilities.prefix_continuation:
             raise CapabilityError(f"{self.model.provider}/{self.model.model} cannot continue a token prefix")
         chunks = self._chunks(len(prefixes))

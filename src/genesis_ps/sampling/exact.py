@@ -19,13 +19,13 @@ from genesis_ps.sampling.toys import ToyLM
 
 __all__ = [
     "Dist",
+    "empirical",
     "enumerate_sequences",
+    "noise_floor",
     "power_distribution",
     "target_distribution",
     "temperature_distribution",
-    "empirical",
     "tv_distance",
-    "noise_floor",
 ]
 
 Dist = dict[tuple[int, ...], float]

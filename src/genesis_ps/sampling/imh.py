@@ -21,7 +21,7 @@ from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward, Target
 
-__all__ = ["run_imh", "imh_log_ratio"]
+__all__ = ["imh_log_ratio", "run_imh"]
 
 
 def imh_log_ratio(

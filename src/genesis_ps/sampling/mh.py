@@ -30,7 +30,7 @@ from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward, Target
 
-__all__ = ["run_mh", "mh_chains", "mh_log_ratio", "stage_limits", "MHRun"]
+__all__ = ["MHRun", "mh_chains", "mh_log_ratio", "run_mh", "stage_limits"]
 
 
 def mh_log_ratio(
@@ -135,12 +135,12 @@ async def mh_chains(
         for _ in range(params.n_mcmc):
             lens = np.array([len(s) for s in states], dtype=np.int64)
             cuts = rng.integers(0, lens)
-            max_new = (limit - cuts) if corrected else (lens - cuts)
-            if not meter.affordable(max_new.tolist()):
+            step_new: list[int] = ((limit - cuts) if corrected else (lens - cuts)).tolist()
+            if not meter.affordable(step_new):
                 run.budget_exhausted = True
                 break
             cuts_l = cuts.tolist()
-            segs = await meter.extend([s.tokens[:t] for s, t in zip(states, cuts_l, strict=True)], max_new.tolist(), tau)
+            segs = await meter.extend([s.tokens[:t] for s, t in zip(states, cuts_l, strict=True)], step_new, tau)
             us = rng.random(n_chains)
             for i, (x, t, seg) in enumerate(zip(states, cuts_l, segs, strict=True)):
                 y = x.splice(t, seg)

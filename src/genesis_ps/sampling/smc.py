@@ -28,15 +28,15 @@ from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward, Target
 
 __all__ = [
-    "run_smc",
-    "smc_particles",
     "SMCRun",
     "alpha_schedule",
-    "incremental_log_weight",
     "ess",
-    "normalise",
-    "systematic_resample",
+    "incremental_log_weight",
     "multinomial_resample",
+    "normalise",
+    "run_smc",
+    "smc_particles",
+    "systematic_resample",
 ]
 
 
@@ -66,8 +66,9 @@ def incremental_log_weight(
 
 
 def normalise(logw: np.ndarray) -> np.ndarray:
-    w = np.exp(logw - np.max(logw))
-    return w / w.sum()
+    w: np.ndarray = np.exp(logw - np.max(logw))
+    out: np.ndarray = w / w.sum()
+    return out
 
 
 def ess(logw: np.ndarray) -> float:

@@ -19,7 +19,7 @@ import numpy as np
 
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
-__all__ = ["ToyLM", "sharp_toy", "eos_toy", "random_toy", "TOYS"]
+__all__ = ["TOYS", "ToyLM", "eos_toy", "random_toy", "sharp_toy"]
 
 NextProbs = Callable[[tuple[int, ...]], Sequence[float]]
 """prefix (letter ids) -> probabilities of the letters and, last, EOS (must sum to 1)."""
@@ -81,7 +81,7 @@ class ToyLM:
                 if row.shape != (v,) or np.any(row < 0) or not np.isclose(row.sum(), 1.0):
                     raise ValueError(f"next_probs{pre!r} must be {v} probabilities summing to 1")
                 row = row / row.sum()
-                prefixes.extend(pre + (tok,) for tok in range(self.eos) if row[tok] > 0)
+                prefixes.extend((*pre, tok) for tok in range(self.eos) if row[tok] > 0)
             rows.append(row)
             i += 1
         self.prefixes = prefixes
@@ -236,7 +236,9 @@ def eos_toy(**kw: object) -> ToyLM:
     return ToyLM("eos", "ab", probs, max_len=4, **kw)  # type: ignore[arg-type]
 
 
-def random_toy(seed: int = 0, *, letters: str = "xyz", max_len: int = 3, concentration: float = 0.6, **kw: object) -> ToyLM:
+def random_toy(
+    seed: int = 0, *, letters: str = "xyz", max_len: int = 3, concentration: float = 0.6, **kw: object
+) -> ToyLM:
     """A random next-token table drawn from a Dirichlet per prefix (EOS impossible on the empty prefix)."""
     rng = np.random.default_rng(seed)
     v = len(letters) + 1
