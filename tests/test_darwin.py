@@ -120,8 +120,7 @@ async def test_operators_build_well_formed_trajectories_with_lineage() -> None:
     assert ps.operator == "power_sampling" and ps.parent_ids == (ref.id,)
     assert ps.method == "imh" and ps.fallback is None and ps.requests >= 1
     assert len({first.id, rev.id, rec.id, ref.id, ps.id}) == 5
-    noparse = Trajectory(id="z", candidate="", score=None, operator="initial", parent_ids=(), strategy="",
-                         generation=0)  # fmt: skip
+    noparse = Trajectory(id="z", candidate="", score=None, operator="initial", parent_ids=(), strategy="", generation=0)
     assert noparse.fitness == 0.0 and parse_strategy("no strategy here") is None
 
 

@@ -70,8 +70,9 @@ async def test_fallback_is_counted_with_its_reason_and_on_the_span(spans: InMemo
     assert result.fallback == "no_logprobs"
     assert value("genesis_ps_fallbacks_total", layer="se_darwin", reason="no_logprobs") == 1
     assert value("genesis_ps_generations_total", layer="se_darwin", outcome="fallback") == 1
-    assert value("genesis_ps_sampling_calls_total", layer="se_darwin", method="mh",
-                 status="LogprobsUnsupportedError") == 1  # fmt: skip
+    assert (
+        value("genesis_ps_sampling_calls_total", layer="se_darwin", method="mh", status="LogprobsUnsupportedError") == 1
+    )
     assert value("genesis_ps_sampling_calls_total", layer="se_darwin", method="single", status="ok") == 1
     gen = next(s for s in spans.get_finished_spans() if s.name == "genesis_ps.generate")
     assert gen.attributes is not None and gen.attributes["fallback_reason"] == "no_logprobs"

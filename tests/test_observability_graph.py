@@ -77,11 +77,20 @@ async def test_graph_run_with_power_sampling_enabled(spans: InMemorySpanExporter
     assert o["3"]["route"] == "default"
 
     names = [s.name for s in spans.get_finished_spans()]
-    for expected in ("genesis_ps.node.plan", "genesis_ps.node.execute", "genesis_ps.sica",
-                     "genesis_ps.darwin.evolve", "genesis_ps.darwin.power_sampling", "genesis_ps.power_sample"):  # fmt: skip
+    for expected in (
+        "genesis_ps.node.plan",
+        "genesis_ps.node.execute",
+        "genesis_ps.sica",
+        "genesis_ps.darwin.evolve",
+        "genesis_ps.darwin.power_sampling",
+        "genesis_ps.power_sample",
+    ):
         assert expected in names, expected
-    layers = {s.attributes.get("layer") for s in spans.get_finished_spans()
-              if s.name == "genesis_ps.power_sample" and s.attributes}  # fmt: skip
+    layers = {
+        s.attributes.get("layer")
+        for s in spans.get_finished_spans()
+        if s.name == "genesis_ps.power_sample" and s.attributes
+    }
     assert {"sica", "se_darwin"} <= layers
 
     assert value("genesis_ps_graph_node_runs_total", node="execute", status="ok") == 3

@@ -21,9 +21,12 @@ PARAMS = SamplerParams(method="imh", n_mcmc=2, max_new_tokens=32, seed=0)
 MATH = MathAnswerEvaluator("4")
 
 
-def scripted(draft: str = "The answer is 3.", refine: str = "The answer is 4.",
-             critique: str = "SCORE: 2\nVERDICT: REVISE\nISSUES:\n- 2 + 2 is not 3",
-             repair: str | None = None) -> ScriptedModel:  # fmt: skip
+def scripted(
+    draft: str = "The answer is 3.",
+    refine: str = "The answer is 4.",
+    critique: str = "SCORE: 2\nVERDICT: REVISE\nISSUES:\n- 2 + 2 is not 3",
+    repair: str | None = None,
+) -> ScriptedModel:
     def respond(prompt: Prompt) -> str:
         text = prompt.flat_text()
         if "not in the required format" in text:
@@ -120,8 +123,13 @@ async def test_power_mode_needs_fewer_loop_calls_on_a_real_toy_model() -> None:
     first_pass = {"iterative": 0, "power": 0}
     for run in range(12):
         for mode in ("iterative", "power"):
-            res = await run_sica("emit", seeded(sharp_toy(), params, run), evaluator=_IsBC(),  # type: ignore[arg-type]
-                                 mode=mode, config=cfg)  # type: ignore[arg-type]  # fmt: skip
+            res = await run_sica(
+                "emit",
+                seeded(sharp_toy(), params, run),
+                evaluator=_IsBC(),  # type: ignore[arg-type]
+                mode=mode,
+                config=cfg,
+            )  # type: ignore[arg-type]
             calls[mode] += res.model_calls
             scores[mode] += res.score or 0.0
             first_pass[mode] += res.history[0].score == 1.0
@@ -135,8 +143,13 @@ async def test_power_mode_needs_fewer_loop_calls_on_a_real_toy_model() -> None:
 
 async def test_power_mode_falls_back_visibly_and_power_only_stops_after_one_pass() -> None:
     model = scripted(draft="The answer is 4.")
-    res = await run_sica(TASK, model_generator(model, PARAMS, enabled=False), evaluator=MATH, mode="power",
-                         config=SicaConfig(power_verify=False))  # fmt: skip
+    res = await run_sica(
+        TASK,
+        model_generator(model, PARAMS, enabled=False),
+        evaluator=MATH,
+        mode="power",
+        config=SicaConfig(power_verify=False),
+    )
     assert res.stop_reason == "power_only" and res.model_calls == 1 and res.fallbacks == ["flag_off"]
     assert res.score == 1.0
 

@@ -76,28 +76,80 @@ class _Metrics:
 
         r = self.registry = CollectorRegistry(auto_describe=True)
         ns = NAMESPACE
-        self.calls = Counter("sampling_calls", "power_sample / single_shot calls by layer, method and status "
-                             "(ok or the error type)", ["layer", "method", "status"], namespace=ns, registry=r)
-        self.generations = Counter("generations", "Finished generations by layer and outcome (power, fallback, "
-                                   "single)", ["layer", "outcome"], namespace=ns, registry=r)
-        self.fallbacks = Counter("fallbacks", "Fallbacks to single-shot by layer and reason",
-                                 ["layer", "reason"], namespace=ns, registry=r)
-        self.tokens = Counter("tokens_generated", "Tokens sampled (all proposals and particles)",
-                              ["layer", "method"], namespace=ns, registry=r)
-        self.latency = Histogram("sampling_latency_seconds", "Latency of one generation call",
-                                 ["layer", "method"], namespace=ns, registry=r, buckets=LATENCY_BUCKETS)
-        self.acceptance = Histogram("acceptance_rate", "MH acceptance rate of a power-sampling run",
-                                    ["layer", "method"], namespace=ns, registry=r, buckets=RATIO_BUCKETS)
-        self.cost = Histogram("cost_multiplier", "Measured tokens generated / tokens returned of a run",
-                              ["layer", "method"], namespace=ns, registry=r, buckets=COST_BUCKETS)
-        self.quality = Histogram("quality_score", "Evaluator scores in [0, 1]", ["layer", "evaluator"],
-                                 namespace=ns, registry=r, buckets=RATIO_BUCKETS)
-        self.evaluations = Counter("evaluations", "Evaluations by evaluator and status (ok or failed)",
-                                   ["evaluator", "status"], namespace=ns, registry=r)
-        self.node_duration = Histogram("graph_node_duration_seconds", "Duration of one graph node run",
-                                       ["node"], namespace=ns, registry=r, buckets=LATENCY_BUCKETS)
-        self.node_runs = Counter("graph_node_runs", "Graph node runs by node and status", ["node", "status"],
-                                 namespace=ns, registry=r)
+        self.calls = Counter(
+            "sampling_calls",
+            "power_sample / single_shot calls by layer, method and status (ok or the error type)",
+            ["layer", "method", "status"],
+            namespace=ns,
+            registry=r,
+        )
+        self.generations = Counter(
+            "generations",
+            "Finished generations by layer and outcome (power, fallback, single)",
+            ["layer", "outcome"],
+            namespace=ns,
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "fallbacks", "Fallbacks to single-shot by layer and reason", ["layer", "reason"], namespace=ns, registry=r
+        )
+        self.tokens = Counter(
+            "tokens_generated",
+            "Tokens sampled (all proposals and particles)",
+            ["layer", "method"],
+            namespace=ns,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "sampling_latency_seconds",
+            "Latency of one generation call",
+            ["layer", "method"],
+            namespace=ns,
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.acceptance = Histogram(
+            "acceptance_rate",
+            "MH acceptance rate of a power-sampling run",
+            ["layer", "method"],
+            namespace=ns,
+            registry=r,
+            buckets=RATIO_BUCKETS,
+        )
+        self.cost = Histogram(
+            "cost_multiplier",
+            "Measured tokens generated / tokens returned of a run",
+            ["layer", "method"],
+            namespace=ns,
+            registry=r,
+            buckets=COST_BUCKETS,
+        )
+        self.quality = Histogram(
+            "quality_score",
+            "Evaluator scores in [0, 1]",
+            ["layer", "evaluator"],
+            namespace=ns,
+            registry=r,
+            buckets=RATIO_BUCKETS,
+        )
+        self.evaluations = Counter(
+            "evaluations",
+            "Evaluations by evaluator and status (ok or failed)",
+            ["evaluator", "status"],
+            namespace=ns,
+            registry=r,
+        )
+        self.node_duration = Histogram(
+            "graph_node_duration_seconds",
+            "Duration of one graph node run",
+            ["node"],
+            namespace=ns,
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.node_runs = Counter(
+            "graph_node_runs", "Graph node runs by node and status", ["node", "status"], namespace=ns, registry=r
+        )
 
 
 _METRICS: list[_Metrics | None] = [None]
@@ -185,8 +237,12 @@ def block_progress(sp: Any, inner: Callable[[int, int], None] | None) -> Callabl
 
     def progress(done: int, total: int) -> None:
         now = time.time_ns()
-        child = tracer.start_span("genesis_ps.power_sample.block", context=ctx, start_time=last[0],
-                                  attributes={"block": done, "blocks": total})
+        child = tracer.start_span(
+            "genesis_ps.power_sample.block",
+            context=ctx,
+            start_time=last[0],
+            attributes={"block": done, "blocks": total},
+        )
         child.end(end_time=now)
         last[0] = now
         if inner is not None:
@@ -215,8 +271,14 @@ def layer_scope(layer: str) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------- recording
 
 
-def record_call(method: str, status: str, result: GenerationResult | None = None, *, layer: str | None = None,
-                latency_s: float | None = None) -> None:  # fmt: skip
+def record_call(
+    method: str,
+    status: str,
+    result: GenerationResult | None = None,
+    *,
+    layer: str | None = None,
+    latency_s: float | None = None,
+) -> None:
     """One ``power_sample`` / ``single_shot`` call; with its result, its measured figures too."""
     m, lay = metrics(), layer or current_layer()
     m.calls.labels(lay, method, status).inc()

@@ -26,11 +26,12 @@ from genesis_ps.evaluators.sandbox import SandboxLimits, run_python
 
 __all__ = ["CodeEvaluator", "extract_code"]
 
-_FENCE = re.compile(r"(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*(?P=fence)|\Z)",
-                    re.DOTALL)
+_FENCE = re.compile(
+    r"(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*(?P=fence)|\Z)", re.DOTALL
+)
 _CODE_LANGS = {"", "python", "py", "python3", "py3"}
 
-_RUNNER = r'''
+_RUNNER = r"""
 import sys, json, traceback
 def _main(nonce):
     res = {"passed": 0, "total": 0, "failures": []}
@@ -77,7 +78,7 @@ _nonce = sys.stdin.readline().strip()
 _res = _main(_nonce)
 sys.__stdout__.write("\n" + _nonce + json.dumps(_res) + "\n")
 sys.__stdout__.flush()
-'''
+"""
 
 
 def extract_code(text: str, language: str = "python") -> str:

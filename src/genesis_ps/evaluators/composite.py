@@ -64,6 +64,7 @@ class CompositeEvaluator:
             msg = "; ".join(f"{k}: {v}" for k, v in failed.items())
             return Score(None, details=details, error=f"component evaluation failed: {msg}", evaluator=self.name)
         if den <= 0:  # every succeeding component had weight 0
-            return Score(None, details=details, error="no component with positive weight succeeded",
-                         evaluator=self.name)
+            return Score(
+                None, details=details, error="no component with positive weight succeeded", evaluator=self.name
+            )
         return Score(min(1.0, max(0.0, num / den)), details=details, evaluator=self.name)

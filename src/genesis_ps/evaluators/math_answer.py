@@ -18,11 +18,9 @@ from typing import Any
 from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators.base import Score
 
-__all__ = ["MathAnswerEvaluator", "extract_answer", "answers_equivalent", "normalize_answer"]
+__all__ = ["MathAnswerEvaluator", "answers_equivalent", "extract_answer", "normalize_answer"]
 
-_ANSWER_PHRASE = re.compile(
-    r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*[:]?\s*(?P<ans>[^\n]+)", re.IGNORECASE
-)
+_ANSWER_PHRASE = re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*[:]?\s*(?P<ans>[^\n]+)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
 _ALLOWED_NAMES = {"sqrt", "pi", "I", "oo", "E", "log", "ln", "sin", "cos", "tan", "exp", "Rational", "Integer"}
 _SAFE = re.compile(r"^[0-9A-Za-z_+\-*/().,\s]*$")
@@ -71,9 +69,24 @@ def normalize_answer(ans: str) -> str:
     s = ans.strip().strip("$").strip()
     s = re.sub(r"\\text\{\s*([^{}]*)\}", r"\1", s)
     s = re.sub(r"\\(?:mbox|mathrm|textbf|mathbf)\{([^{}]*)\}", r"\1", s)
-    for old, new in (("\\left", ""), ("\\right", ""), ("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\ ", ""),
-                     ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("^\\circ", ""), ("^{\\circ}", ""),
-                     ("\\degree", ""), ("\\%", ""), ("%", ""), ("\\$", ""), ("dollars", ""), ("degrees", "")):
+    for old, new in (
+        ("\\left", ""),
+        ("\\right", ""),
+        ("\\!", ""),
+        ("\\,", ""),
+        ("\\;", ""),
+        ("\\ ", ""),
+        ("\\dfrac", "\\frac"),
+        ("\\tfrac", "\\frac"),
+        ("^\\circ", ""),
+        ("^{\\circ}", ""),
+        ("\\degree", ""),
+        ("\\%", ""),
+        ("%", ""),
+        ("\\$", ""),
+        ("dollars", ""),
+        ("degrees", ""),
+    ):
         s = s.replace(old, new)
     s = re.sub(r"\s+", "", s)
     s = re.sub(r"^[a-zA-Z]\w*=(?!=)", "", s)  # "x=5" → "5"
@@ -95,9 +108,20 @@ def _latex_to_sympy(s: str) -> str:
         s = re.sub(r"\\frac(\d)(\d)", r"((\1)/(\2))", s)
         if s == before:
             break
-    for old, new in (("\\pi", "pi"), ("\\cdot", "*"), ("\\times", "*"), ("\\infty", "oo"), ("^", "**"),
-                     ("{", "("), ("}", ")"), ("\\ln", "log"), ("\\log", "log"), ("\\sin", "sin"),
-                     ("\\cos", "cos"), ("\\tan", "tan")):
+    for old, new in (
+        ("\\pi", "pi"),
+        ("\\cdot", "*"),
+        ("\\times", "*"),
+        ("\\infty", "oo"),
+        ("^", "**"),
+        ("{", "("),
+        ("}", ")"),
+        ("\\ln", "log"),
+        ("\\log", "log"),
+        ("\\sin", "sin"),
+        ("\\cos", "cos"),
+        ("\\tan", "tan"),
+    ):
         s = s.replace(old, new)
     s = re.sub(r"(?<![A-Za-z])i(?![A-Za-z])", "I", s)
     return s
@@ -121,8 +145,12 @@ def _to_sympy(ans: str) -> Any:
 
     local = {n: Symbol(n) for n in names if len(n) == 1 and n not in ("I", "E")}
     try:
-        return parse_expr(expr, local_dict=local, transformations=(*standard_transformations,
-                          implicit_multiplication_application), evaluate=True)
+        return parse_expr(
+            expr,
+            local_dict=local,
+            transformations=(*standard_transformations, implicit_multiplication_application),
+            evaluate=True,
+        )
     except Exception:  # malformed model output is a non-match, not a crash
         return None
 
@@ -172,8 +200,12 @@ def answers_equivalent(pred: str, ref: str) -> tuple[bool, str]:
         return True, "string"
     ta, tb = _tuple_parts(a), _tuple_parts(b)
     if ta is not None or tb is not None:
-        ok = ta is not None and tb is not None and len(ta) == len(tb) and all(
-            _scalar_equal(x, y)[0] for x, y in zip(ta, tb, strict=True))
+        ok = (
+            ta is not None
+            and tb is not None
+            and len(ta) == len(tb)
+            and all(_scalar_equal(x, y)[0] for x, y in zip(ta, tb, strict=True))
+        )
         return ok, "tuple"
     pa, pb = _split_top(a), _split_top(b)
     if len(pa) > 1 or len(pb) > 1:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from genesis_ps.errors import ConfigError
 
-__all__ = ["SandboxLimits", "SandboxResult", "run_python", "available_isolation"]
+__all__ = ["SandboxLimits", "SandboxResult", "available_isolation", "run_python"]
 
 VIOLATION_MARK = "__SANDBOX_VIOLATION__"
 
@@ -205,12 +205,26 @@ def _execute(root: str, stdin: bytes, lim: SandboxLimits) -> SandboxResult:
         "max_processes": lim.max_processes,
         "mark": VIOLATION_MARK,
     }
-    env = {"PATH": "/usr/bin:/bin", "HOME": root, "TMPDIR": root, "LANG": "C.UTF-8",
-           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": root,
+        "TMPDIR": root,
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     cmd = [*_unshare_prefix(), sys.executable, "-I", "-c", _BOOT, json.dumps(cfg)]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=root,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     out, err, ended = bytearray(), bytearray(), "eof"
     try:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -252,9 +266,16 @@ def _execute(root: str, stdin: bytes, lim: SandboxLimits) -> SandboxResult:
     stdout = bytes(out[:cap]).decode("utf-8", "replace")
     stderr = bytes(err[:cap]).decode("utf-8", "replace")
     status, reason = _classify(ended, rc, cpu, stderr, lim)
-    return SandboxResult(status=status, reason=reason, returncode=rc, stdout=stdout, stderr=stderr,
-                         duration_s=duration, isolation=available_isolation(),
-                         output_truncated=len(out) + len(err) > cap)
+    return SandboxResult(
+        status=status,
+        reason=reason,
+        returncode=rc,
+        stdout=stdout,
+        stderr=stderr,
+        duration_s=duration,
+        isolation=available_isolation(),
+        output_truncated=len(out) + len(err) > cap,
+    )
 
 
 def _kill_group(pid: int) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from genesis_ps.sampling.protocol import Prompt
 
-__all__ = ["Critique", "parse_critique", "draft_prompt", "critique_prompt", "repair_prompt", "refine_prompt"]
+__all__ = ["Critique", "critique_prompt", "draft_prompt", "parse_critique", "refine_prompt", "repair_prompt"]
 
 _FORMAT = "SCORE: <a number from 0 to 10>\nVERDICT: PASS or REVISE\nISSUES:\n- <one issue per line>"
 _SCORE = re.compile(
@@ -31,8 +31,11 @@ _SCORE = re.compile(
     re.IGNORECASE,
 )
 _OUT_OF = re.compile(r"\b(?P<num>\d+(?:\.\d+)?)\s*(?:/|out of)\s*(?P<den>10|100|5)\b", re.IGNORECASE)
-_PASS = re.compile(r"\b(?:verdict|decision)\b[\s*_]*[:=]?\s*\**(?P<v>pass|accept(?:ed)?|correct|revise|reject(?:ed)?|"
-                   r"fail|incorrect)\b", re.IGNORECASE)
+_PASS = re.compile(
+    r"\b(?:verdict|decision)\b[\s*_]*[:=]?\s*\**(?P<v>pass|accept(?:ed)?|correct|revise|reject(?:ed)?|"
+    r"fail|incorrect)\b",
+    re.IGNORECASE,
+)
 _GOOD = {"pass", "accept", "accepted", "correct"}
 
 
@@ -114,8 +117,10 @@ def parse_critique(text: str) -> Critique:
         elif isinstance(s, str):
             m = _OUT_OF.search(s) or re.search(r"-?\d+(?:\.\d+)?", s)
             if m:
-                score = _norm_score(float(m.group(1) if m.re is _OUT_OF else m.group(0)),
-                                    f"/{m.group('den')}" if m.re is _OUT_OF else None)  # fmt: skip
+                score = _norm_score(
+                    float(m.group(1) if m.re is _OUT_OF else m.group(0)),
+                    f"/{m.group('den')}" if m.re is _OUT_OF else None,
+                )
         v = str(lowered.get("verdict", "")).lower()
         verdict = "pass" if v in _GOOD else ("revise" if v else None)
         iss = lowered.get("issues", [])
@@ -137,11 +142,20 @@ def parse_critique(text: str) -> Critique:
     if not issues:
         block = re.split(r"\bissues?\b\s*[:\-]?", raw, maxsplit=1, flags=re.IGNORECASE)
         body = block[1] if len(block) == 2 else ""
-        issues = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", ln).strip() for ln in body.splitlines()
-                  if re.match(r"^\s*(?:[-*•]|\d+[.)])\s+\S", ln)]  # fmt: skip
+        issues = [
+            re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", ln).strip()
+            for ln in body.splitlines()
+            if re.match(r"^\s*(?:[-*•]|\d+[.)])\s+\S", ln)
+        ]
         issues = [i for i in issues if i.lower() not in ("none", "n/a", "")]
-    return Critique(raw=raw, score=score, verdict=verdict, issues=tuple(issues[:20]),
-                    repaired=bool(notes) and notes != ["json"], notes=notes)  # fmt: skip
+    return Critique(
+        raw=raw,
+        score=score,
+        verdict=verdict,
+        issues=tuple(issues[:20]),
+        repaired=bool(notes) and notes != ["json"],
+        notes=notes,
+    )
 
 
 def draft_prompt(task: str) -> Prompt:

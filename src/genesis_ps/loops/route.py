@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from genesis_ps.loops.sica import SicaConfig, run_sica
+from genesis_ps.loops.sica import Mode, SicaConfig, run_sica
 from genesis_ps.sampling.protocol import Prompt
 from genesis_ps.sampling.result import GenerationResult
 
-__all__ = ["sica_handler", "task_text", "pair_generator"]
+__all__ = ["pair_generator", "sica_handler", "task_text"]
 
 ROUTE_CONFIG = SicaConfig(max_iterations=3, power_max_iterations=2)
 
@@ -36,7 +36,7 @@ def pair_generator(ctx: Any, layer: str, sink: list[GenerationResult]) -> Any:
 
     async def gen(prompt: Prompt, *, power: bool) -> GenerationResult:
         if power:
-            g = await ctx.generate(prompt, layer=layer, params=params, power=None)
+            g: GenerationResult = await ctx.generate(prompt, layer=layer, params=params, power=None)
         else:
             g = await ctx.generate(prompt, layer=layer, params=params.with_(method="single"), power=False)
         sink.append(g)
@@ -51,16 +51,26 @@ async def sica_handler(task: Any, deps: Mapping[str, Any], ctx: Any) -> Any:
 
     gens: list[GenerationResult] = []
     evaluator = ctx.evaluators.get(task.type) or ctx.evaluators.get("*")
-    mode = "power" if ctx.settings.layer("sica").enabled else "iterative"
-    res = await run_sica(task_text(task, deps, ctx), pair_generator(ctx, "sica", gens), evaluator=evaluator,
-                         context={"task": task.description, "request": ctx.request}, mode=mode,
-                         config=ROUTE_CONFIG)  # fmt: skip
+    mode: Mode = "power" if ctx.settings.layer("sica").enabled else "iterative"
+    res = await run_sica(
+        task_text(task, deps, ctx),
+        pair_generator(ctx, "sica", gens),
+        evaluator=evaluator,
+        context={"task": task.description, "request": ctx.request},
+        mode=mode,
+        config=ROUTE_CONFIG,
+    )
     out = TaskOutcome(task_id=task.id, status="done", output=res.text.strip(), route="sica", score=res.score)
     for g in gens:
         out.add_generation(g)
     out.score_details = {"source": res.score_source, "stop_reason": res.stop_reason}
-    out.extra["sica"] = {"mode": res.mode, "iterations": res.iterations, "model_calls": res.model_calls,
-                         "requests": res.requests, "stop_reason": res.stop_reason}  # fmt: skip
+    out.extra["sica"] = {
+        "mode": res.mode,
+        "iterations": res.iterations,
+        "model_calls": res.model_calls,
+        "requests": res.requests,
+        "stop_reason": res.stop_reason,
+    }
     if not out.output:
         out.status, out.error = "failed", "the model returned empty text"
     return out

@@ -26,12 +26,19 @@ from typing import Any, Literal
 from genesis_ps import observability as obs
 from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators.base import Evaluator, safe_evaluate
-from genesis_ps.loops.critique import Critique, critique_prompt, draft_prompt, parse_critique, refine_prompt, repair_prompt
+from genesis_ps.loops.critique import (
+    Critique,
+    critique_prompt,
+    draft_prompt,
+    parse_critique,
+    refine_prompt,
+    repair_prompt,
+)
 from genesis_ps.operators.generator import Generator
 from genesis_ps.sampling.protocol import Prompt
 from genesis_ps.sampling.result import GenerationResult
 
-__all__ = ["SicaConfig", "SicaStep", "SicaResult", "run_sica"]
+__all__ = ["Mode", "SicaConfig", "SicaResult", "SicaStep", "run_sica"]
 
 Mode = Literal["iterative", "power"]
 
@@ -97,16 +104,39 @@ class SicaResult:
 
 
 class _Run:
-    def __init__(self, task: str, gen: Generator, evaluator: Evaluator | None, context: Mapping[str, Any] | None,
-                 cfg: SicaConfig, mode: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        task: str,
+        gen: Generator,
+        evaluator: Evaluator | None,
+        context: Mapping[str, Any] | None,
+        cfg: SicaConfig,
+        mode: str,
+    ) -> None:
         self.task, self.gen, self.evaluator, self.context, self.cfg = task, gen, evaluator, context, cfg
-        self.res = SicaResult(text="", score=None, score_source=None, iterations=0, model_calls=0, requests=0,
-                              tokens_generated=0, mode=mode, stop_reason="")  # fmt: skip
+        self.res = SicaResult(
+            text="",
+            score=None,
+            score_source=None,
+            iterations=0,
+            model_calls=0,
+            requests=0,
+            tokens_generated=0,
+            mode=mode,
+            stop_reason="",
+        )
 
     async def call(self, kind: str, prompt: Prompt, *, power: bool = False) -> SicaStep:
         g: GenerationResult = await self.gen(prompt, power=power)
-        step = SicaStep(kind=kind, iteration=self.res.iterations, text=g.text, method=g.method,
-                        tokens_generated=g.tokens_generated, requests=g.requests, fallback=g.fallback)  # fmt: skip
+        step = SicaStep(
+            kind=kind,
+            iteration=self.res.iterations,
+            text=g.text,
+            method=g.method,
+            tokens_generated=g.tokens_generated,
+            requests=g.requests,
+            fallback=g.fallback,
+        )
         r = self.res
         r.model_calls += 1
         r.requests += g.requests
@@ -196,6 +226,12 @@ async def run_sica(
             res.iterations += 1
             step = await run.call("refine", refine_prompt(task, res.text, feedback))
             res.text = step.text
-        obs.set_attributes(sp, stop_reason=res.stop_reason, iterations=res.iterations, calls=res.model_calls,
-                           score=res.score, tokens_generated=res.tokens_generated)  # fmt: skip
+        obs.set_attributes(
+            sp,
+            stop_reason=res.stop_reason,
+            iterations=res.iterations,
+            calls=res.model_calls,
+            score=res.score,
+            tokens_generated=res.tokens_generated,
+        )
     return res

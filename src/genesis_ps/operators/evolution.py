@@ -116,8 +116,9 @@ async def evolve(
         raise ConfigError("task", "must be a non-empty string")
     cfg = config or EvolutionConfig()
     rng = np.random.default_rng(cfg.seed)
-    ctx = DarwinContext(task=task, generate=generate, evaluator=evaluator, eval_context=eval_context,
-                        language=language, extract=extract)  # fmt: skip
+    ctx = DarwinContext(
+        task=task, generate=generate, evaluator=evaluator, eval_context=eval_context, language=language, extract=extract
+    )
     res = EvolutionResult(best=None, archive=Archive(floor=cfg.floor), generations=0, stop_reason="")
 
     def spent() -> bool:
@@ -157,8 +158,14 @@ async def evolve(
                     res.stop_reason = "target"
                     break
         res.best = res.archive.best()
-        obs.set_attributes(sp, stop_reason=res.stop_reason, generations=res.generations, calls=res.model_calls,
-                           score=res.score, tokens_generated=res.tokens_generated)  # fmt: skip
+        obs.set_attributes(
+            sp,
+            stop_reason=res.stop_reason,
+            generations=res.generations,
+            calls=res.model_calls,
+            score=res.score,
+            tokens_generated=res.tokens_generated,
+        )
     return res
 
 

@@ -37,8 +37,11 @@ def model_generator(
     from genesis_ps.sampling.api import generate
 
     p = params or SamplerParams()
-    single = p.with_(method="single") if single_temperature is None else p.with_(
-        method="single", temperature=single_temperature)
+    single = (
+        p.with_(method="single")
+        if single_temperature is None
+        else p.with_(method="single", temperature=single_temperature)
+    )
 
     async def gen(prompt: Prompt, *, power: bool) -> GenerationResult:
         if power:

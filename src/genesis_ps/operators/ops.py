@@ -30,11 +30,11 @@ from genesis_ps.sampling.protocol import Prompt
 __all__ = [
     "DarwinContext",
     "initial",
-    "revision",
+    "parse_strategy",
+    "power_sampling",
     "recombination",
     "refinement",
-    "power_sampling",
-    "parse_strategy",
+    "revision",
 ]
 
 _SYSTEM = "You are an expert programmer. Answer with one line 'STRATEGY: <one sentence>' and then the complete code."
@@ -86,22 +86,42 @@ def _score_str(t: Trajectory) -> str:
 
 
 async def _make(
-    ctx: DarwinContext, operator: str, prompt_text: str, parents: tuple[Trajectory, ...], generation: int,
-    *, power: bool, default_strategy: str,
-) -> Trajectory:  # fmt: skip
-    with obs.layer_scope(ctx.layer), obs.span(f"genesis_ps.darwin.{operator}", operator=operator,
-                                              generation=generation, parents=",".join(p.id for p in parents)) as sp:
+    ctx: DarwinContext,
+    operator: str,
+    prompt_text: str,
+    parents: tuple[Trajectory, ...],
+    generation: int,
+    *,
+    power: bool,
+    default_strategy: str,
+) -> Trajectory:
+    with (
+        obs.layer_scope(ctx.layer),
+        obs.span(
+            f"genesis_ps.darwin.{operator}",
+            operator=operator,
+            generation=generation,
+            parents=",".join(p.id for p in parents),
+        ) as sp,
+    ):
         result = await ctx.generate(Prompt.user(prompt_text, system=_SYSTEM), power=power)
         candidate = extract_code(result.text, ctx.language) if ctx.extract else result.text.strip()
         score = await _evaluate(ctx, candidate)
         t = Trajectory(
-            id=ctx.new_id(), candidate=candidate, score=score.value, operator=operator,
-            parent_ids=tuple(p.id for p in parents), strategy=parse_strategy(result.text) or default_strategy,
-            generation=generation, text=result.text,
+            id=ctx.new_id(),
+            candidate=candidate,
+            score=score.value,
+            operator=operator,
+            parent_ids=tuple(p.id for p in parents),
+            strategy=parse_strategy(result.text) or default_strategy,
+            generation=generation,
+            text=result.text,
             score_details={**dict(score.details), "error": score.error, "evaluator": score.evaluator},
-            tokens_generated=result.tokens_generated, requests=result.requests, method=result.method,
+            tokens_generated=result.tokens_generated,
+            requests=result.requests,
+            method=result.method,
             fallback=result.fallback,
-        )  # fmt: skip
+        )
         obs.set_attributes(sp, trajectory=t.id, score=t.score, method=t.method, fallback_reason=t.fallback)
     return t
 
@@ -126,8 +146,15 @@ async def revision(ctx: DarwinContext, failed: Trajectory, generation: int) -> T
         f"What went wrong: {_feedback(failed)}\n\n"
         "Choose a DIFFERENT strategy that avoids this failure, state it, and write the complete new solution."
     )
-    return await _make(ctx, "revision", text, (failed,), generation, power=False,
-                       default_strategy=f"new strategy after the failure of {failed.id}")  # fmt: skip
+    return await _make(
+        ctx,
+        "revision",
+        text,
+        (failed,),
+        generation,
+        power=False,
+        default_strategy=f"new strategy after the failure of {failed.id}",
+    )
 
 
 async def recombination(ctx: DarwinContext, a: Trajectory, b: Trajectory, generation: int) -> Trajectory:
@@ -139,8 +166,15 @@ async def recombination(ctx: DarwinContext, a: Trajectory, b: Trajectory, genera
         f"{_fence(b, ctx.language)}\n\n"
         "Combine the strongest parts of both into one complete solution that fixes the problems of each."
     )
-    return await _make(ctx, "recombination", text, (a, b), generation, power=False,
-                       default_strategy=f"recombination of {a.id} and {b.id}")  # fmt: skip
+    return await _make(
+        ctx,
+        "recombination",
+        text,
+        (a, b),
+        generation,
+        power=False,
+        default_strategy=f"recombination of {a.id} and {b.id}",
+    )
 
 
 async def refinement(ctx: DarwinContext, best: Trajectory, generation: int) -> Trajectory:
@@ -150,8 +184,9 @@ async def refinement(ctx: DarwinContext, best: Trajectory, generation: int) -> T
         "Refine it: fix the remaining problems, remove dead or redundant code, keep what works. "
         "Write the complete refined solution."
     )
-    return await _make(ctx, "refinement", text, (best,), generation, power=False,
-                       default_strategy=f"refinement of {best.id}")  # fmt: skip
+    return await _make(
+        ctx, "refinement", text, (best,), generation, power=False, default_strategy=f"refinement of {best.id}"
+    )
 
 
 async def power_sampling(ctx: DarwinContext, parent: Trajectory | None, generation: int) -> Trajectory:
@@ -165,5 +200,12 @@ async def power_sampling(ctx: DarwinContext, parent: Trajectory | None, generati
             f"Problems: {_feedback(parent)}\n\nWrite an improved, complete solution."
         )
         parents = (parent,)
-    return await _make(ctx, "power_sampling", text, parents, generation, power=True,
-                       default_strategy="power-sampled candidate" + (f" improving {parent.id}" if parent else ""))
+    return await _make(
+        ctx,
+        "power_sampling",
+        text,
+        parents,
+        generation,
+        power=True,
+        default_strategy="power-sampled candidate" + (f" improving {parent.id}" if parent else ""),
+    )

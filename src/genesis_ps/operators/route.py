@@ -16,7 +16,7 @@ from genesis_ps.loops.route import pair_generator, task_text
 from genesis_ps.operators.evolution import EvolutionConfig, evolve
 from genesis_ps.sampling.result import GenerationResult
 
-__all__ = ["darwin_handler", "ROUTE_CONFIG"]
+__all__ = ["ROUTE_CONFIG", "darwin_handler"]
 
 ROUTE_CONFIG = EvolutionConfig(max_generations=2, initial_population=1, offspring=2, max_calls=6, power=True)
 
@@ -28,17 +28,31 @@ async def darwin_handler(task: Any, deps: Mapping[str, Any], ctx: Any) -> Any:
     gens: list[GenerationResult] = []
     evaluator = ctx.evaluators.get(task.type) or ctx.evaluators.get("*")
     cfg = ROUTE_CONFIG if evaluator is not None else EvolutionConfig(max_generations=0, initial_population=1)
-    res = await evolve(task_text(task, deps, ctx), pair_generator(ctx, "se_darwin", gens), evaluator,
-                       eval_context={"task": task.description, "request": ctx.request}, config=cfg)  # fmt: skip
+    res = await evolve(
+        task_text(task, deps, ctx),
+        pair_generator(ctx, "se_darwin", gens),
+        evaluator,
+        eval_context={"task": task.description, "request": ctx.request},
+        config=cfg,
+    )
     best = res.best
-    out = TaskOutcome(task_id=task.id, status="done", route="se_darwin",
-                      output=(best.candidate.strip() if best else ""), score=res.score)  # fmt: skip
+    out = TaskOutcome(
+        task_id=task.id,
+        status="done",
+        route="se_darwin",
+        output=(best.candidate.strip() if best else ""),
+        score=res.score,
+    )
     for g in gens:
         out.add_generation(g)
     if best is not None:
         out.score_details = {**best.score_details, "trajectory": best.id, "operator": best.operator}
-    out.extra["se_darwin"] = {"stop_reason": res.stop_reason, "generations": res.generations,
-                              "model_calls": res.model_calls, "trajectories": len(res.archive)}  # fmt: skip
+    out.extra["se_darwin"] = {
+        "stop_reason": res.stop_reason,
+        "generations": res.generations,
+        "model_calls": res.model_calls,
+        "trajectories": len(res.archive),
+    }
     if not out.output:
         out.status, out.error = "failed", "no candidate was produced"
     return out

@@ -17,7 +17,7 @@ import numpy as np
 
 from genesis_ps.errors import ConfigError
 
-__all__ = ["Trajectory", "Archive", "OPERATORS"]
+__all__ = ["OPERATORS", "Archive", "Trajectory"]
 
 OPERATORS = ("initial", "revision", "recombination", "refinement", "power_sampling")
 
