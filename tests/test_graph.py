@@ -213,3 +213,59 @@ async def test_resume_inside_a_wave_keeps_the_finished_sibling(tmp_path: Any) ->
     ran = [task_of(p) for p in second.calls]
     assert "Write the pages" not in ran  # finished in the interrupted wave: its write was kept
     assert ran[0] == "Build the contact form" and out["summary"]["done"] == 4
+
+
+def _dags() -> Any:
+    from hypothesis import strategies as st
+
+    @st.composite
+    def build(draw: Any) -> tuple[dict[str, Any], set[str]]:
+        n = draw(st.integers(1, 7))
+        tasks = []
+        for i in range(n):
+            deps = draw(st.lists(st.sampled_from([f"t{j}" for j in range(i)]), unique=True, max_size=2)) if i else []
+            tasks.append({"id": f"t{i}", "description": f"step {i}", "type": "general", "depends_on": deps})
+        failing = set(draw(st.lists(st.sampled_from([t["id"] for t in tasks]), unique=True, max_size=2)))
+        return {"tasks": tasks}, failing
+
+    return build()
+
+
+def test_scheduling_property_every_task_accounted_for() -> None:
+    import asyncio
+
+    from hypothesis import given, settings
+
+    @settings(max_examples=15, deadline=None)
+    @given(_dags())
+    def check(case: tuple[dict[str, Any], set[str]]) -> None:
+        dag_dict, failing = case
+
+        def respond(prompt: Prompt) -> str:
+            t = task_of(prompt) or ""
+            return "" if t.replace("step ", "t") in failing else f"ok {t}"  # empty output = failed task
+
+        m = ScriptedModel(respond)
+        out = asyncio.run(build_graph(m, settings=Settings()).ainvoke({"request": "r", "dag": dag_dict}))
+        from genesis_ps.planners import TaskDAG
+
+        dag = TaskDAG.from_dict(dag_dict)
+        outcomes = out["outcomes"]
+        assert set(outcomes) == set(dag.ids)
+        ran = {(task_of(p) or "").replace("step ", "t") for p in m.calls}
+        expected: dict[str, str] = {}
+        for tid in dag.topological_order():
+            if any(expected[d] != "done" for d in dag.get(tid).depends_on):
+                expected[tid] = "skipped"
+            else:
+                expected[tid] = "failed" if tid in failing else "done"
+        assert {k: v["status"] for k, v in outcomes.items()} == expected
+        assert ran == {k for k, v in expected.items() if v != "skipped"}  # skipped tasks never ran
+        # dependencies always ran before their dependents
+        order = [(task_of(p) or "").replace("step ", "t") for p in m.calls]
+        for t in dag.tasks:
+            for d in t.depends_on:
+                if t.id in order:
+                    assert order.index(d) < order.index(t.id)
+
+    check()
