@@ -121,3 +121,13 @@ def test_invalid_limits_name_the_parameter() -> None:
         SandboxLimits(max_processes=-1)
     with pytest.raises(ConfigError, match="files"):
         run_python("pass", files={"../escape.py": "x"})
+
+
+def test_without_namespaces_the_audit_hook_still_blocks_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genesis_ps.evaluators import sandbox
+
+    monkeypatch.setattr(sandbox, "_unshare_prefix", lambda: ())
+    r = run("import socket\nsocket.socket(socket.AF_INET, socket.SOCK_STREAM)\n")
+    assert r.status == "forbidden" and r.reason.startswith("network")
+    assert "netns" not in r.isolation and "audit_hook" in r.isolation
+    assert run("while True:\n    print('y' * 10000)\n").status == "output_limit"
