@@ -165,6 +165,9 @@ async def test_evolution_stops_at_the_generation_cap() -> None:
     assert ops["power_sampling"] == 3 and ops["initial"] == 1  # first initial member + one per generation
     assert ops["revision"] == 0  # 0.6 is above failure_below: refinement / recombination only
     assert ops["recombination"] >= 1 and ops["refinement"] >= 1
+    # Refinement polishes the best (all tie at 0.6, so the earliest); every parent reference is a use.
+    assert {t.parent_ids for t in res.archive if t.operator == "refinement"} == {("t1",)}
+    assert sum(res.archive.uses.values()) == sum(len(t.parent_ids) for t in res.archive)
 
 
 async def test_evolution_stops_on_budget() -> None:

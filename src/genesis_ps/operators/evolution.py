@@ -6,7 +6,8 @@ later generation makes ``offspring`` trajectories, one operator call each:
 - the power-sampling operator improves the current best (first slot, when ``power`` is on);
 - otherwise a parent is drawn from the archive (weighted by score and by how often it was used): a
   parent scoring below ``failure_below`` gets a :func:`revision` (new strategy); else the other slots
-  alternate: :func:`refinement` of it, then :func:`recombination` with a second drawn parent, and so on.
+  alternate: :func:`refinement` of the current best (polish and prune), then :func:`recombination` of
+  the drawn parent with a second drawn one, and so on. Each trajectory used as a parent counts a use.
 
 The loop stops at the first of: a trajectory reaching ``target_score`` (``target``), ``max_generations``
 (``generation_cap``), or the token / call budget being spent (``budget``; checked before each operator
@@ -173,15 +174,22 @@ async def _offspring(
     ctx: DarwinContext, archive: Archive, rng: np.random.Generator, cfg: EvolutionConfig, slot: int, gen: int
 ) -> Trajectory:
     if cfg.power and slot == 0:
-        return await power_sampling(ctx, archive.best(), gen)
-    (parent,) = archive.select(rng)
+        top = archive.best()
+        if top is not None:
+            archive.uses[top.id] += 1
+        return await power_sampling(ctx, top, gen)
+    (parent,) = archive.select(rng, record=False)
     if parent.fitness < cfg.failure_below:
+        archive.uses[parent.id] += 1
         return await revision(ctx, parent, gen)
     if (slot - int(cfg.power)) % 2 == 1 and len(archive) >= 2:
         others = [t for t in archive if t.id != parent.id]
         w = archive.weights()
         p = np.array([w[t.id] for t in others])
         other = others[int(rng.choice(len(others), p=p / p.sum()))]
+        archive.uses[parent.id] += 1
         archive.uses[other.id] += 1
         return await recombination(ctx, parent, other, gen)
-    return await refinement(ctx, parent, gen)
+    best = archive.best() or parent
+    archive.uses[best.id] += 1
+    return await refinement(ctx, best, gen)
