@@ -77,7 +77,8 @@ async def test_without_stage_limit_and_length_correction_mh_is_far_from_p_alpha(
     toy = eos_toy()
     params = SamplerParams(alpha=2.0, max_new_tokens=5, block_size=2, n_mcmc=20)
     run = await mh_chains(
-        toy, P, params, n_chains=500, target=Target(2.0), rng=np.random.default_rng(5), corrected=False
+        toy, P, params, n_chains=500, target=Target(2.0), rng=np.random.default_rng(5),
+        stage_limit=False, length_term=False,
     )
     assert exact.tv_distance(_dist(run.final), exact.power_distribution(toy, 5, 2.0)) > 0.2
 

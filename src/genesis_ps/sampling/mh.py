@@ -9,7 +9,8 @@ length, regenerate the suffix at the proposal temperature τ up to the *stage* l
 (sums over the whole differing suffixes, also when one side ended on EOS early; the last term is the
 probability of the reverse cut). Regenerating to the stage limit — never to the state's own length — and
 the length term are what keep the chain exact once EOS ends sequences at different lengths; the
-``corrected=False`` ablation drops both, to show what goes wrong (see ``genesis-ps bench exactness``).
+ablations ``stage_limit=False`` (regenerate to the state's own length) and ``length_term=False`` drop them,
+to show what goes wrong (see ``genesis-ps bench exactness``).
 
 :func:`mh_chains` runs any number of independent chains in lockstep, each step one batched ``extend``
 call; :func:`run_mh` is one chain.
@@ -89,9 +90,13 @@ async def mh_chains(
     budget: Budget | None = None,
     evaluator: Reward | None = None,
     progress: Callable[[int, int], None] | None = None,
-    corrected: bool = True,
+    stage_limit: bool = True,
+    length_term: bool = True,
 ) -> MHRun:
-    """Run ``n_chains`` independent block-wise MH chains in lockstep (one batched extend per step)."""
+    """Run ``n_chains`` independent block-wise MH chains in lockstep (one batched extend per step).
+
+    ``stage_limit`` / ``length_term`` exist only for the ablation benchmark; both must stay on for an
+    exact sampler."""
     if not model.capabilities.prefix_continuation:
         raise CapabilityError(f"{model.provider}/{model.model} cannot continue a prefix; use imh")
     if params.selection == "best_evaluator" and evaluator is None:
@@ -135,7 +140,7 @@ async def mh_chains(
         for _ in range(params.n_mcmc):
             lens = np.array([len(s) for s in states], dtype=np.int64)
             cuts = rng.integers(0, lens)
-            step_new: list[int] = ((limit - cuts) if corrected else (lens - cuts)).tolist()
+            step_new: list[int] = ((limit - cuts) if stage_limit else (lens - cuts)).tolist()
             if not meter.affordable(step_new):
                 run.budget_exhausted = True
                 break
@@ -148,7 +153,7 @@ async def mh_chains(
                 lr = mh_log_ratio(
                     alpha, x.logp[t:], x.logq[t:], seg.logp, seg.logq,
                     cur_len=len(x.logp), prop_len=len(y.logp), cur_reward=rewards[i], prop_reward=ry,
-                    length_correction=corrected,
+                    length_correction=length_term,
                 )
                 run.proposals += 1
                 if lr >= 0 or us[i] < math.exp(lr):
