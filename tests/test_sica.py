@@ -9,7 +9,7 @@ import pytest
 
 from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators import MathAnswerEvaluator, Score
-from genesis_ps.loops import SicaConfig, parse_critique, run_sica
+from genesis_ps.loops import SicaConfig, compare_modes, parse_critique, run_sica
 from genesis_ps.operators import model_generator
 from genesis_ps.sampling import Prompt, SamplerParams, generate
 from genesis_ps.sampling.result import GenerationResult
@@ -168,3 +168,10 @@ async def test_bad_mode_and_task_raise_before_model_work() -> None:
     with pytest.raises(ConfigError, match="task"):
         await run_sica("  ", model_generator(model, PARAMS))
     assert model.calls == []
+
+
+async def test_compare_modes_reports_both_on_the_same_task() -> None:
+    both = await compare_modes(TASK, model_generator(scripted(), PARAMS), evaluator=MATH)
+    assert set(both) == {"iterative", "power"}
+    assert both["iterative"].model_calls == 3 and both["iterative"].history[0].method == "single"
+    assert both["power"].history[0].kind == "power_draft" and both["power"].history[0].method == "imh"

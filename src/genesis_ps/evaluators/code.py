@@ -9,6 +9,11 @@ Tests, from the evaluator or ``context["tests"]``: Python source whose ``test*``
 has none, its top-level asserts) are the tests, a list of assert statements (MBPP style, one test each),
 or HumanEval style — source defining ``check(candidate)`` with ``context["entry_point"]`` naming the
 function under test. The candidate's names are visible to the tests.
+
+The runner reports through stdout, each line prefixed with a per-run secret read from stdin before the
+candidate runs, so ordinary output cannot be mistaken for a report. Code written on purpose to dig the
+secret out of the runner's frames could forge one: the evaluator scores generated code, it is not a
+defence against an adversary (the sandbox still contains what such code can do).
 """
 
 from __future__ import annotations

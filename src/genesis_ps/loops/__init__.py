@@ -1,6 +1,6 @@
 """SICA reasoning loops: draft → critique → refine, and the power-sampled variant."""
 
 from genesis_ps.loops.critique import Critique, parse_critique
-from genesis_ps.loops.sica import SicaConfig, SicaResult, SicaStep, run_sica
+from genesis_ps.loops.sica import SicaConfig, SicaResult, SicaStep, compare_modes, run_sica
 
-__all__ = ["Critique", "SicaConfig", "SicaResult", "SicaStep", "parse_critique", "run_sica"]
+__all__ = ["Critique", "SicaConfig", "SicaResult", "SicaStep", "compare_modes", "parse_critique", "run_sica"]

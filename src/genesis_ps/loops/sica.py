@@ -38,7 +38,7 @@ from genesis_ps.operators.generator import Generator
 from genesis_ps.sampling.protocol import Prompt
 from genesis_ps.sampling.result import GenerationResult
 
-__all__ = ["Mode", "SicaConfig", "SicaResult", "SicaStep", "run_sica"]
+__all__ = ["Mode", "SicaConfig", "SicaResult", "SicaStep", "compare_modes", "run_sica"]
 
 Mode = Literal["iterative", "power"]
 
@@ -235,3 +235,19 @@ async def run_sica(
             tokens_generated=res.tokens_generated,
         )
     return res
+
+
+async def compare_modes(
+    task: str,
+    generate: Generator,
+    *,
+    evaluator: Evaluator | None = None,
+    context: Mapping[str, Any] | None = None,
+    config: SicaConfig | None = None,
+) -> dict[str, SicaResult]:
+    """Run both modes on the same task (one after the other) and return ``{"iterative": …, "power": …}``:
+    score, model calls, requests and tokens side by side, each measured on its own run."""
+    return {
+        mode: await run_sica(task, generate, evaluator=evaluator, context=context, mode=mode, config=config)
+        for mode in ("iterative", "power")
+    }
