@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import genesis_ps
 from genesis_ps.errors import CapabilityError, ConfigError, MalformedResponseError
@@ -50,6 +52,20 @@ def test_log_ratio_arithmetic_with_unequal_suffixes_at_eos() -> None:
     assert back == pytest.approx(-want)
 
 
+_logs = st.lists(st.floats(min_value=-20, max_value=0), min_size=1, max_size=6)
+
+
+@settings(max_examples=50, deadline=None)
+@given(_logs, _logs, st.integers(0, 5), st.floats(0.1, 8), st.floats(-3, 3), st.floats(-3, 3))
+def test_log_ratio_of_the_reverse_move_is_the_negative(suffix_x, suffix_y, t, alpha, rx, ry) -> None:  # type: ignore[no-untyped-def]
+    qx = [v / 2 for v in suffix_x]
+    qy = [v / 3 for v in suffix_y]
+    lx, ly = t + len(suffix_x), t + len(suffix_y)
+    fwd = mh_log_ratio(alpha, suffix_x, qx, suffix_y, qy, cur_len=lx, prop_len=ly, cur_reward=rx, prop_reward=ry)
+    back = mh_log_ratio(alpha, suffix_y, qy, suffix_x, qx, cur_len=ly, prop_len=lx, cur_reward=ry, prop_reward=rx)
+    assert fwd == pytest.approx(-back, abs=1e-9)
+
+
 def test_stage_limits() -> None:
     assert stage_limits(5, 2) == [2, 4, 5]
     assert stage_limits(4, 2) == [2, 4]
@@ -60,10 +76,13 @@ def _dist(run_states: Sequence[object]) -> dict[tuple[int, ...], float]:
     return exact.empirical(s.tokens for s in run_states)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("toy_fn", "alpha", "n_mcmc"), [(eos_toy, 2.0, 20), (sharp_toy, 4.0, 30)])
-async def test_mh_reaches_the_noise_floor_of_exact_p_alpha(toy_fn, alpha, n_mcmc) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("toy_fn", "alpha", "n_mcmc", "t_max"), [(eos_toy, 2.0, 20, 5), (sharp_toy, 4.0, 30, 3), (eos_toy, 3.0, 20, 3)]
+)
+async def test_mh_reaches_the_noise_floor_of_exact_p_alpha(toy_fn, alpha, n_mcmc, t_max) -> None:  # type: ignore[no-untyped-def]
+    # (eos_toy, T = 3): some sequences are cut at the length limit without EOS
     toy = toy_fn()
-    t_max, n = toy.max_len + 1, 1000
+    n = 1000
     params = SamplerParams(alpha=alpha, max_new_tokens=t_max, block_size=2, n_mcmc=n_mcmc)
     run = await mh_chains(toy, P, params, n_chains=n, target=Target(alpha), rng=np.random.default_rng(5))
     want = exact.power_distribution(toy, t_max, alpha)

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import genesis_ps
 from genesis_ps.sampling import Budget, Prompt, SamplerParams, Target, exact
@@ -56,6 +58,15 @@ def test_resampling_schemes() -> None:
     assert big.sum() == 1000 and big.max() < 10
     idx = multinomial_resample(np.array([0.0, 1.0, 0.0]), rng)
     assert idx.tolist() == [1, 1, 1]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(min_value=1e-6, max_value=1.0), min_size=1, max_size=40), st.integers(0, 2**32))
+def test_systematic_resampling_keeps_each_count_within_one_of_n_w(raw, seed) -> None:  # type: ignore[no-untyped-def]
+    w = np.array(raw) / np.sum(raw)
+    counts = np.bincount(systematic_resample(w, np.random.default_rng(seed)), minlength=len(w))
+    assert counts.sum() == len(w)
+    assert np.all(np.abs(counts - len(w) * w) < 1.0 + 1e-9)
 
 
 @pytest.mark.parametrize(("toy_fn", "t_max", "block", "anneal"), [(eos_toy, 5, 2, 2), (sharp_toy, 6, 1, 10)])
