@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genesis_ps.errors import CapabilityError
+from genesis_ps.errors import CapabilityError, ConfigError
 from genesis_ps.sampling._common import EMPTY, Best, Meter, State, make_result, state_text
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
@@ -99,9 +99,9 @@ async def mh_chains(
     exact sampler."""
     if not model.capabilities.prefix_continuation:
         raise CapabilityError(f"{model.provider}/{model.model} cannot continue a prefix; use imh")
+    if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
+        raise ConfigError("n_chains", f"must be an integer >= 1, got {n_chains!r}")
     if params.selection == "best_evaluator" and evaluator is None:
-        from genesis_ps.errors import ConfigError
-
         raise ConfigError("evaluator", "selection='best_evaluator' needs an evaluator")
     meter = Meter(model, prompt, rng, budget)
     alpha, tau = target.alpha, params.tau
