@@ -156,7 +156,8 @@ def _markdown(rows: list[dict[str, Any]], command: str, machine: str) -> str:
         "TV = total variation between the empirical distribution of the samples and the exact p^α. "
         "`tv_noise_floor`: expected TV of the same number of i.i.d. exact draws. `tv_low_temperature`: exact "
         "TV between token-level sampling at τ = 1/α and p^α. `within_target`: tv ≤ 1.5·floor + 0.01. "
-        "`mh_naive` regenerates to the state's own length and omits the log-length term. SMC returns one "
+        "`mh_naive` regenerates to the state's own length and omits the log-length term (on the sharp toy every "
+        "sequence has the same length, so there it is as exact as `mh`). SMC returns one "
         "particle drawn from N weighted ones, exact only as N grows (an O(1/N) bias; see `--particles`).",
         "",
         "| " + " | ".join(cols) + " |",
