@@ -1,0 +1,279 @@
+"""``genesis-ps bench speed``: wall time of power sampling against single-shot sampling, on the embedded
+model, side by side in one run (same prompt, settings and seed).
+
+Measured: single-shot sampling; our block-wise MH (KV-cache reuse, lean decode loop); the same MH done
+the paper's reference way — every proposal re-encodes prompt + kept prefix through Hugging Face
+``generate`` (batch 1, ``output_scores`` / ``output_logits``; log p and log q computed exactly from those
+scores), as the reference code does; SMC with 8 particles (one batched forward per step); and the decode
+rate of our loop against ``generate``'s. Ratios are of times measured in this run, nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SpeedConfig", "reference_mh", "register", "run_speed"]
+
+PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """The settings every measured method shares."""
+
+    alpha: float = 4.0
+    block_size: int = 32
+    n_mcmc: int = 4
+    max_new_tokens: int = 128
+    n_particles: int = 8
+    repeats: int = 1
+    """Decode-rate measurements (ours and ``generate``, alternating); the median is reported."""
+    prompt: str = PROMPT
+    num_threads: int | None = None
+
+
+def register(bsub: Any) -> None:
+    from genesis_ps.cli.bench import add_common
+
+    p = bsub.add_parser("speed", help="wall time: single-shot vs our MH vs reference-style MH vs SMC (embedded)")
+    add_common(p)
+    p.add_argument("--alpha", type=float, default=SpeedConfig.alpha)
+    p.add_argument("--block-size", type=int, default=SpeedConfig.block_size)
+    p.add_argument("--n-mcmc", type=int, default=SpeedConfig.n_mcmc)
+    p.add_argument("--max-new-tokens", type=int, default=SpeedConfig.max_new_tokens)
+    p.add_argument("--particles", type=int, default=SpeedConfig.n_particles)
+    p.add_argument("--repeats", type=int, default=SpeedConfig.repeats, help="decode-rate repeats (median)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--prompt", default=SpeedConfig.prompt)
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from genesis_ps.errors import ConfigError
+    from genesis_ps.sampling.params import SamplerParams
+
+    if args.repeats < 1:
+        raise ConfigError("--repeats", f"must be >= 1, got {args.repeats}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError("--threads", f"must be >= 1, got {args.threads}")
+    cfg = SpeedConfig(
+        alpha=args.alpha, block_size=args.block_size, n_mcmc=args.n_mcmc, max_new_tokens=args.max_new_tokens,
+        n_particles=args.particles, repeats=args.repeats, prompt=args.prompt, num_threads=args.threads,
+    )
+    SamplerParams(alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc, max_new_tokens=cfg.max_new_tokens,
+                  n_particles=cfg.n_particles, seed=args.seed)  # validates before the model loads
+    report = run_speed(cfg, args.seed, log=None if args.json else print)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_table(report)
+    if args.out:
+        from pathlib import Path
+
+        from genesis_ps.bench.report import write_json
+
+        path = write_json(Path(args.out) / "speed.json", report)
+        if not args.json:
+            print(f"wrote {path}")
+    return 0
+
+
+def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]:
+    """Measure everything once, side by side; return the report (times in seconds)."""
+    import torch
+
+    from genesis_ps.bench.report import machine_info
+    from genesis_ps.providers.embedded import load_embedded
+    from genesis_ps.sampling.api import power_sample, single_shot
+    from genesis_ps.sampling.protocol import Prompt
+
+    say = log or (lambda *_: None)
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    t0 = time.perf_counter()
+    model = load_embedded()
+    load_s = time.perf_counter() - t0
+    prompt = Prompt.user(cfg.prompt)
+    tau = 1.0 / cfg.alpha
+    T = cfg.max_new_tokens
+    run = asyncio.run
+
+    def fresh() -> None:
+        if model.kv_cache is not None:
+            model.kv_cache.clear()
+
+    # warm-up (first calls allocate and dispatch); not measured
+    run(model.generate(prompt, max_new_tokens=8, seed=seed))
+    _hf_generate(model, prompt, 8, 1.0, seed)
+
+    ours_rates, hf_rates = [], []
+    for r in range(cfg.repeats):
+        fresh()
+        t = time.perf_counter()
+        c = run(model.generate(prompt, max_new_tokens=T, temperature=1.0, seed=seed + r))
+        ours_rates.append(c.tokens_generated / (time.perf_counter() - t))
+        t = time.perf_counter()
+        n = _hf_generate(model, prompt, T, 1.0, seed + r)
+        hf_rates.append(n / (time.perf_counter() - t))
+        say(f"decode rate: ours {ours_rates[-1]:.1f} tok/s, generate {hf_rates[-1]:.1f} tok/s")
+
+    fresh()
+    single = run(single_shot(model, prompt, max_new_tokens=T, temperature=tau, seed=seed))
+    say(f"single-shot: {single.latency_s:.2f}s for {single.tokens_generated} tokens")
+    common = dict(alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc, max_new_tokens=T, seed=seed)
+    fresh()
+    mh = run(power_sample(model, prompt, method="mh", **common))  # type: ignore[arg-type]
+    say(f"mh: {mh.latency_s:.2f}s, {mh.tokens_generated} tokens generated")
+    ref = reference_mh(model, prompt, alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc,
+                       max_new_tokens=T, seed=seed)
+    say(f"mh (reference style): {ref['seconds']:.2f}s, {ref['tokens_generated']} tokens generated")
+    fresh()
+    smc = run(power_sample(model, prompt, method="smc", n_particles=cfg.n_particles, **common))  # type: ignore[arg-type]
+    say(f"smc: {smc.latency_s:.2f}s, {smc.tokens_generated} tokens generated")
+
+    decode = statistics.median(ours_rates)
+    gen_rate = statistics.median(hf_rates)
+    single_tok = single.latency_s / max(single.tokens_generated, 1)
+    mh_tok = mh.latency_s / max(mh.tokens_generated, 1)
+    ref_tok = ref["seconds"] / max(ref["tokens_generated"], 1)
+    return {
+        "settings": {**asdict(cfg), "seed": seed, "proposal_temperature": tau, "single_temperature": tau,
+                     "model": model.model, "device": str(model._engine.device), "load_s": round(load_s, 2),
+                     "torch_threads": torch.get_num_threads()},
+        "single_s": single.latency_s,
+        "single_tokens": single.tokens_generated,
+        "mh_s": mh.latency_s,
+        "mh_tokens_generated": mh.tokens_generated,
+        "mh_acceptance_rate": mh.acceptance_rate,
+        "mh_reference_style_s": ref["seconds"],
+        "mh_reference_style_tokens_generated": ref["tokens_generated"],
+        "mh_reference_style_acceptance_rate": ref["acceptance_rate"],
+        "smc_s": smc.latency_s,
+        "smc_tokens_generated": smc.tokens_generated,
+        "smc_tokens_returned": smc.tokens_returned,
+        "decode_tok_s": decode,
+        "generate_tok_s": gen_rate,
+        "decode_tok_s_runs": ours_rates,
+        "generate_tok_s_runs": hf_rates,
+        "tokens": {"single": single.tokens_generated, "mh": mh.tokens_generated,
+                   "mh_reference_style": ref["tokens_generated"], "smc": smc.tokens_generated},
+        "ratios": {
+            "decode_speedup_vs_generate": decode / gen_rate,
+            "mh_speedup_vs_reference_style": ref["seconds"] / mh.latency_s,
+            "mh_speedup_vs_reference_style_per_token": ref_tok / mh_tok,
+            "mh_per_token_vs_single": mh_tok / single_tok,
+            "smc_vs_single": smc.latency_s / single.latency_s,
+        },
+        "targets": {"decode_speedup_vs_generate": ">= 1.6", "mh_speedup_vs_reference_style": ">= 2",
+                    "mh_per_token_vs_single": "<= 1.5", "smc_vs_single": "<= 3"},
+        "machine": machine_info(),
+        "command": f"genesis-ps bench speed --seed {seed} --alpha {cfg.alpha:g} --block-size {cfg.block_size} "
+                   f"--n-mcmc {cfg.n_mcmc} --max-new-tokens {T} --particles {cfg.n_particles} --repeats {cfg.repeats}"
+                   + (f" --threads {cfg.num_threads}" if cfg.num_threads else ""),
+    }
+
+
+def _hf_generate(model: Any, prompt: Any, n: int, temperature: float, seed: int) -> int:
+    """Plain HF ``generate`` sampling (no truncation); returns the number of new tokens."""
+    import torch
+
+    ids = torch.tensor([list(model.encode_prompt(prompt))], device=model._engine.device)
+    torch.manual_seed(seed)
+    eos = model.capabilities.eos_token_id
+    with torch.inference_mode():
+        out = model.hf_model.generate(
+            ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+            max_new_tokens=n, eos_token_id=eos, pad_token_id=eos,
+        )
+    return int(out.shape[1] - ids.shape[1])
+
+
+def _hf_propose(model: Any, ids: list[int], n: int, tau: float, seed: int) -> tuple[list[int], list[float], list[float], bool]:
+    """One reference-style proposal: ``generate`` from scratch on prompt + prefix ``ids``; exact log p from
+    the raw logits, exact log q from the processed scores (logits / τ; no truncation)."""
+    import torch
+
+    eos = model.capabilities.eos_token_id
+    x = torch.tensor([ids], device=model._engine.device)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        out = model.hf_model.generate(
+            x, attention_mask=torch.ones_like(x), do_sample=True, temperature=tau, top_k=0, top_p=1.0,
+            max_new_tokens=n, eos_token_id=eos, pad_token_id=eos,
+            output_scores=True, output_logits=True, return_dict_in_generate=True,
+        )
+        toks = out.sequences[0, len(ids):]
+        logits = torch.stack(out.logits, 0)[:, 0].float()
+        scores = torch.stack(out.scores, 0)[:, 0].float()
+        k = min(len(toks), logits.shape[0])
+        toks = toks[:k]
+        idx = toks.view(-1, 1)
+        lp = torch.log_softmax(logits[:k], -1).gather(-1, idx).view(-1).tolist()
+        lq = torch.log_softmax(scores[:k], -1).gather(-1, idx).view(-1).tolist()
+    tl = [int(t) for t in toks.tolist()]
+    return tl, lp, lq, bool(tl and tl[-1] == eos)
+
+
+def reference_mh(
+    model: Any, prompt: Any, *, alpha: float, block_size: int, n_mcmc: int, max_new_tokens: int, seed: int
+) -> dict[str, Any]:
+    """Block-wise MH with the same schedule and acceptance rule as :mod:`genesis_ps.sampling.mh`
+    (stage-limited proposals, length correction), but every proposal made the reference code's way."""
+    from genesis_ps.sampling.mh import mh_log_ratio, stage_limits
+
+    rng = np.random.default_rng(seed)
+    p_ids = list(model.encode_prompt(prompt))
+    tau = 1.0 / alpha
+    toks: list[int] = []
+    lp: list[float] = []
+    lq: list[float] = []
+    eos = False
+    generated = proposals = accepted = 0
+    t0 = time.perf_counter()
+    for limit in stage_limits(max_new_tokens, block_size):
+        if not eos and len(toks) < limit:
+            nt, nlp, nlq, eos = _hf_propose(model, p_ids + toks, limit - len(toks), tau, int(rng.integers(2**31)))
+            toks, lp, lq = toks + nt, lp + nlp, lq + nlq
+            generated += len(nt)
+        for _ in range(n_mcmc):
+            t = int(rng.integers(0, len(toks)))
+            nt, nlp, nlq, neos = _hf_propose(model, p_ids + toks[:t], limit - t, tau, int(rng.integers(2**31)))
+            generated += len(nt)
+            proposals += 1
+            lr = mh_log_ratio(alpha, lp[t:], lq[t:], nlp, nlq, cur_len=len(toks), prop_len=t + len(nt))
+            if lr >= 0 or rng.random() < math.exp(lr):
+                toks, lp, lq, eos = toks[:t] + nt, lp[:t] + nlp, lq[:t] + nlq, neos
+                accepted += 1
+    return {
+        "seconds": time.perf_counter() - t0,
+        "tokens_generated": generated,
+        "tokens_returned": len(toks),
+        "acceptance_rate": accepted / proposals if proposals else None,
+        "text": model.decode(toks),
+    }
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    s = report["settings"]
+    print(f"\nbench speed — {s['model']} on {s['device']} ({s['torch_threads']} threads), α={s['alpha']:g}, "
+          f"B={s['block_size']}, N_MCMC={s['n_mcmc']}, T={s['max_new_tokens']}, SMC particles={s['n_particles']}, "
+          f"seed={s['seed']}")
+    rows = [("single-shot", report["single_s"], report["single_tokens"]),
+            ("MH (ours)", report["mh_s"], report["mh_tokens_generated"]),
+            ("MH (reference style)", report["mh_reference_style_s"], report["mh_reference_style_tokens_generated"]),
+            (f"SMC ({s['n_particles']} particles)", report["smc_s"], report["smc_tokens_generated"])]
+    print(f"{'method':<24}{'wall s':>10}{'tokens':>10}{'ms/token':>10}")
+    for name, sec, tok in rows:
+        print(f"{name:<24}{sec:>10.2f}{tok:>10d}{1000 * sec / max(tok, 1):>10.1f}")
+    print(f"decode: ours {report['decode_tok_s']:.1f} tok/s, HF generate {report['generate_tok_s']:.1f} tok/s")
+    for k, v in report["ratios"].items():
+        print(f"  {k:<42}{v:>8.2f}   target {report['targets'].get(k, '')}")

@@ -1,0 +1,242 @@
+"""The decode loop behind :class:`genesis_ps.providers.local.LocalModel` (torch; imported lazily).
+
+One :meth:`Engine.run` call samples a continuation for each of several token sequences (prompt ids +
+prefix) in lockstep: one batched forward per step, rows left-padded with an attention mask and their own
+position ids. Before decoding, each row's KV comes from the :class:`PrefixKVCache` (longest stored
+common prefix) and only the missing tokens are prefilled; after, every row's KV is stored again.
+
+Per step, from the *same* logits: ``logp = log_softmax(logits)`` (base model, temperature 1) and
+``logq = log_softmax(truncate(logits / T))`` — the distribution actually sampled from, where the optional
+top-k / top-p truncation is the user's explicit choice (without it, nothing is truncated). Both in fp32.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from genesis_ps.providers.local_cache import KV, PrefixKVCache, row_kv, select_rows, working_cache
+
+__all__ = ["Engine", "Row", "dists"]
+
+
+@dataclass
+class Row:
+    """One sequence being extended."""
+
+    seq: list[int]
+    max_new: int
+    tokens: list[int] = field(default_factory=list)
+    logp: list[float] = field(default_factory=list)
+    logq: list[float] = field(default_factory=list)
+    eos: bool = False
+
+
+def dists(logits: Any, temperature: float, top_k: int | None, top_p: float | None) -> tuple[Any, Any]:
+    """``(logp, logq)`` over the vocabulary for fp32 ``logits`` of shape ``(batch, vocab)``."""
+    import torch
+
+    logp = torch.log_softmax(logits, dim=-1)
+    if temperature == 1.0 and top_k is None and top_p is None:
+        return logp, logp
+    z = logits / temperature if temperature != 1.0 else logits
+    if top_k is not None and top_k < z.shape[-1]:
+        kth = torch.topk(z, top_k, dim=-1).values[..., -1:]
+        z = z.masked_fill(z < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sz, si = torch.sort(z, dim=-1, descending=True)
+        sp = torch.softmax(sz, dim=-1)
+        before = torch.cumsum(sp, dim=-1) - sp
+        drop = before >= top_p
+        drop[..., 0] = False
+        z = z.masked_fill(torch.zeros_like(drop).scatter(-1, si, drop), float("-inf"))
+    return logp, torch.log_softmax(z, dim=-1)
+
+
+class Engine:
+    """Runs forwards of a transformers causal LM with KV reuse. Not thread-safe: callers serialise."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        eos_ids: Sequence[int],
+        top_k: int | None = None,
+        top_p: float | None = None,
+        cache: PrefixKVCache | None = None,
+    ) -> None:
+        import torch
+
+        self.model = model
+        self.eos_ids = {int(e) for e in eos_ids}
+        self.top_k, self.top_p = top_k, top_p
+        self.cache = cache
+        cfg = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
+        self.n_layers = int(cfg.num_hidden_layers)
+        heads = int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads)
+        head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+        p = next(model.parameters())
+        self.device = p.device
+        self.like = (heads, head_dim, p.dtype, p.device)
+        params = inspect.signature(model.forward).parameters
+        self._keep_kw = "logits_to_keep" if "logits_to_keep" in params else None
+        self.tokens_forwarded = 0
+        """Tokens run through the model (prefill + decode), for measuring reuse."""
+        self._torch = torch
+
+    # -- forwards -------------------------------------------------------------------------------
+    def _forward(self, ids: Any, pos: Any, mask: Any, cache: Any) -> Any:
+        kw: dict[str, Any] = {}
+        if self._keep_kw:
+            kw[self._keep_kw] = 1
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True, **kw
+        )
+        self.tokens_forwarded += int(ids.numel())
+        return out.logits[:, -1, :].float()
+
+    def full_logits(self, ids: Sequence[int]) -> Any:
+        """Fresh forward of ``ids`` with no cache: fp32 logits at every position, shape ``(len, vocab)``."""
+        torch = self._torch
+        with torch.inference_mode():
+            t = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+            return self.model(input_ids=t, use_cache=False).logits[0].float()
+
+    def _lookup(self, seq: list[int]) -> tuple[KV | None, int]:
+        if self.cache is None or len(seq) < 2:
+            return None, 0
+        return self.cache.longest_prefix(seq, limit=len(seq) - 1)
+
+    def warm(self, prompt_ids: list[int]) -> None:
+        """Encode the prompt once and store its KV (no-op when a stored sequence already covers it)."""
+        if self.cache is None or len(prompt_ids) < 2:
+            return
+        _, c = self.cache.longest_prefix(prompt_ids)
+        if c >= len(prompt_ids):
+            return
+        torch = self._torch
+        with torch.inference_mode():
+            rows = [Row(seq=list(prompt_ids), max_new=0)]
+            cache, pads, _, _ = self._prefill(rows, [self._lookup(prompt_ids)])
+            self.cache.put(prompt_ids, row_kv(cache, 0, pads[0], len(prompt_ids), copy=False))
+
+    def _prefill(
+        self, rows: list[Row], found: list[tuple[KV | None, int]]
+    ) -> tuple[Any, list[int], Any, Any]:
+        """Build the batch cache for ``rows`` and run their missing tokens: (cache, pads, logits, mask)."""
+        torch = self._torch
+        capacity_extra = max(r.max_new for r in rows)
+        missing = [len(r.seq) - c for r, (_, c) in zip(rows, found, strict=True)]
+        m = max(missing)
+        # A row with fewer missing tokens re-feeds a few cached ones so that every row feeds exactly m.
+        kvs: list[KV | None] = []
+        starts: list[int] = []
+        for r, (kv, c), mi in zip(rows, found, missing, strict=True):
+            c2 = len(r.seq) - m if mi < m else c
+            c2 = max(c2, 0)
+            if kv is not None and c2 < c:
+                kv = [(k[:, :, :c2], v[:, :, :c2]) for k, v in kv] if c2 > 0 else None
+            starts.append(c2)
+            kvs.append(kv)
+        # Rows shorter than m cannot feed m real tokens: split them off (rare; mixed prompts only).
+        if any(len(r.seq) < m for r in rows):
+            raise _NeedsSplit
+        width = max(starts)
+        pads = [width - s for s in starts]
+        cache = working_cache(kvs, pads, self.n_layers, width + m + capacity_extra, self.like)
+        ids = torch.tensor([r.seq[s:] for r, s in zip(rows, starts, strict=True)], dtype=torch.long, device=self.device)
+        pos = torch.tensor([list(range(s, s + m)) for s in starts], dtype=torch.long, device=self.device)
+        mask = None
+        if any(pads):
+            mask = torch.ones((len(rows), width + m), dtype=torch.long, device=self.device)
+            for i, pd in enumerate(pads):
+                mask[i, :pd] = 0
+        logits = self._forward(ids, pos, mask, cache)
+        return cache, pads, logits, mask
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, rows: list[Row], temperature: float, seed: int | None) -> list[Row]:
+        """Extend every row in place (``temperature`` 0 = greedy, log q = 0 for the chosen token)."""
+        torch = self._torch
+        todo = [r for r in rows if r.max_new > 0]
+        if not todo:
+            return rows
+        gen = torch.Generator(device=self.device)
+        if seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(int(seed) % 2**64)
+        with torch.inference_mode():
+            # Rows too short to share one prefill shape (mixed lengths, cold cache) run one by one.
+            found = [self._lookup(r.seq) for r in todo]
+            try:
+                cache, pads, logits, mask = self._prefill(todo, found)
+            except _NeedsSplit:
+                for r, f in zip(todo, found, strict=True):
+                    cache, pads, logits, mask = self._prefill([r], [f])
+                    self._decode([r], cache, pads, logits, mask, temperature, gen)
+                return rows
+            self._decode(todo, cache, pads, logits, mask, temperature, gen)
+        return rows
+
+    def _decode(
+        self, rows: list[Row], cache: Any, pads: list[int], logits: Any, mask: Any, temperature: float, gen: Any
+    ) -> None:
+        torch = self._torch
+        active = list(range(len(rows)))
+        pads = list(pads)
+        while True:
+            if temperature == 0:
+                lp = torch.log_softmax(logits, dim=-1)
+                tok = lp.argmax(dim=-1, keepdim=True)
+                tok_lp = lp.gather(-1, tok)
+                tok_lq = torch.zeros_like(tok_lp)
+            else:
+                lp, lq = dists(logits, temperature, self.top_k, self.top_p)
+                tok = torch.multinomial(lq.exp(), 1, generator=gen)
+                tok_lp, tok_lq = lp.gather(-1, tok), lq.gather(-1, tok)
+            toks = tok.view(-1).tolist()
+            lps, lqs = tok_lp.view(-1).tolist(), tok_lq.view(-1).tolist()
+            keep: list[int] = []
+            for b, i in enumerate(active):
+                r = rows[i]
+                r.tokens.append(toks[b])
+                r.logp.append(lps[b])
+                r.logq.append(lqs[b])
+                if toks[b] in self.eos_ids:
+                    r.eos = True
+                if r.eos or len(r.tokens) >= r.max_new:
+                    self._store(cache, b, pads[b], r, copy=len(active) > 1)
+                else:
+                    keep.append(b)
+            if not keep:
+                return
+            if len(keep) < len(active):
+                new_pads = [pads[b] for b in keep]
+                drop = min(new_pads)
+                select_rows(cache, keep, drop)
+                if mask is not None:
+                    mask = mask[keep][:, drop:]
+                    if not any(p - drop for p in new_pads):
+                        mask = None
+                active = [active[b] for b in keep]
+                pads = [p - drop for p in new_pads]
+                tok = tok[keep]
+            pos = torch.tensor(
+                [[len(rows[i].seq) + len(rows[i].tokens) - 1] for i in active], dtype=torch.long, device=self.device
+            )
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            logits = self._forward(tok, pos, mask, cache)
+
+    def _store(self, cache: Any, b: int, pad: int, r: Row, *, copy: bool) -> None:
+        if self.cache is None:
+            return
+        ids = r.seq + r.tokens[:-1]
+        self.cache.put(ids, row_kv(cache, b, pad, len(ids), copy=copy))
+
+
+class _NeedsSplit(Exception):
+    pass
