@@ -29,11 +29,11 @@ def test_rows_measure_tv_against_floor_and_low_temperature() -> None:
 def test_command_prints_json_and_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main([
         "bench", "exactness", "--json", "--samples", "150", "--toy", "sharp", "--alpha", "2",
-        "--method", "imh", "--method", "smc", "--out", str(tmp_path), "--seed", "3",
+        "--method", "imh", "--method", "smc", "--method", "smc_anneal", "--out", str(tmp_path), "--seed", "3",
     ])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
-    assert [r["method"] for r in report["rows"]] == ["imh", "smc"]
+    assert [r["method"] for r in report["rows"]] == ["imh", "smc", "smc_anneal"]
     assert set(report["rows"][0]) == {
         "toy", "method", "alpha", "samples", "tv", "tv_noise_floor", "tv_low_temperature", "within_target", "seconds"
     }

@@ -46,8 +46,9 @@ from genesis_ps.sampling.toys import TOYS, ToyLM
 __all__ = ["BENCH_METHODS", "ExactnessConfig", "register", "run_exactness"]
 
 BENCH_METHODS = ("mh", "mh_naive", "smc", "imh", "low_temp")
-EXTRA_METHODS = ("mh_no_length_term", "mh_own_length")
-"""Optional single-correction ablations (``--method``): only the length term, or only the stage limit, dropped."""
+EXTRA_METHODS = ("mh_no_length_term", "mh_own_length", "smc_anneal")
+"""Optional rows (``--method``): MH with only the length term, or only the stage limit, dropped; SMC with
+α annealed over two blocks."""
 _MH_VARIANTS = {
     "mh": (True, True),
     "mh_naive": (False, False),
@@ -83,9 +84,10 @@ class ExactnessConfig:
 def _params(cfg: ExactnessConfig, method: str, alpha: float, t_max: int) -> SamplerParams:
     if method == "imh":
         return SamplerParams(method="imh", alpha=alpha, max_new_tokens=t_max, n_mcmc=cfg.imh_proposals)
-    if method == "smc":
+    if method in ("smc", "smc_anneal"):
         return SamplerParams(
-            method="smc", alpha=alpha, max_new_tokens=t_max, block_size=cfg.block_size, n_particles=cfg.n_particles
+            method="smc", alpha=alpha, max_new_tokens=t_max, block_size=cfg.block_size, n_particles=cfg.n_particles,
+            anneal_steps=2 if method == "smc_anneal" else 0,
         )
     return SamplerParams(method="mh", alpha=alpha, max_new_tokens=t_max, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc)
 
@@ -105,7 +107,7 @@ async def draw(
     if method == "low_temp":
         segs = await toy.extend(_PROMPT, [()] * n, t_max, 1.0 / alpha, seed=int(rng.integers(2**63)))
         return [s.tokens for s in segs]
-    fn = run_smc if method == "smc" else run_imh
+    fn = run_imh if method == "imh" else run_smc
     out = []
     for seed in rng.integers(2**63, size=n).tolist():
         r = await fn(
