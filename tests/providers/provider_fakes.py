@@ -131,7 +131,8 @@ class FakeServer:
             prev = t
         return {
             "id": "cmpl-1", "object": "text_completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "text": "".join(text_of(t) for t in toks), "finish_reason": "stop" if eos else "length",
+            "choices": [{"index": 0, "text": "".join(text_of(t) for t in toks),
+                         "finish_reason": "stop" if eos else "length",
                          "logprobs": {"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops,
                                       "text_offset": list(range(len(tokens)))}}],
             "usage": {"prompt_tokens": 5, "completion_tokens": len(toks), "total_tokens": 5 + len(toks)},

@@ -67,7 +67,8 @@ async def test_completions_ids_mode_sends_token_ids_and_parses_them() -> None:
     seg = (await model.extend(PROMPT, [(0, 2)], 5, 0.5, seed=1))[0]
     body = server.bodies[-1]
     prompt_ids = ToyTokenizer().encode("x")  # one id standing for the rendered prompt
-    assert isinstance(body["prompt"], list) and body["prompt"][-2:] == [0, 2] and len(body["prompt"]) == len(prompt_ids) + 2
+    assert isinstance(body["prompt"], list) and body["prompt"][-2:] == [0, 2]
+    assert len(body["prompt"]) == len(prompt_ids) + 2
     assert body["return_tokens_as_token_ids"] is True and body["logprobs"] == 4 and body["echo"] is False
     assert body["temperature"] == 0.5 and body["top_p"] == 1.0 and body["seed"] == 1
     assert all(0 <= t <= EOS for t in seg.tokens)

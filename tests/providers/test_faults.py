@@ -187,7 +187,7 @@ def _strip_logprobs(kind: str) -> Any:
 
 @pytest.mark.parametrize("kind", LOGPROB_KINDS)
 async def test_response_missing_logprobs_is_malformed_and_retried(kind: str) -> None:
-    model, server, rec = setup(kind, retry=RetryPolicy(max_retries=1, jitter_s=0))
+    model, server, _rec = setup(kind, retry=RetryPolicy(max_retries=1, jitter_s=0))
     server.script.extend([_strip_logprobs(kind), _strip_logprobs(kind)])
     with pytest.raises(MalformedResponseError):
         await call(model, kind)
@@ -247,7 +247,7 @@ async def test_409_is_retried_as_a_server_error(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_408_is_a_retried_timeout(kind: str) -> None:
-    model, server, rec = setup(kind, retry=RetryPolicy(max_retries=0))
+    model, server, _rec = setup(kind, retry=RetryPolicy(max_retries=0))
     server.script.append(error(408, "request timeout", kind=ERR_KIND[kind]))
     with pytest.raises(ProviderTimeoutError):
         await call(model, kind)

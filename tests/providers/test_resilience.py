@@ -33,7 +33,7 @@ def chat_with_breaker(fail_max: int = 3, reset: float = 10.0) -> tuple[Any, Fake
 
 
 async def test_breaker_opens_after_configured_failures_and_refuses_without_calling() -> None:
-    model, server, rec = chat_with_breaker(fail_max=3)
+    model, server, _rec = chat_with_breaker(fail_max=3)
     server.script.extend([error(500, "down")] * 3)
     for _ in range(3):
         with pytest.raises(ProviderServerError):

@@ -23,7 +23,7 @@ from typing import Any
 
 from genesis_ps.providers.topk import APPROX_MODES, approx_logq
 
-__all__ = ["measure", "main", "PROMPTS"]
+__all__ = ["PROMPTS", "main", "measure"]
 
 PROMPTS = (
     "Write a short story about a lighthouse keeper.",
@@ -45,7 +45,7 @@ def _load() -> tuple[Any, Any]:
 
     tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name)
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     return model, tok
 
 
@@ -79,7 +79,8 @@ def measure(taus: tuple[float, ...] = (0.25, 0.5), ks: tuple[int, ...] = (5, 20)
                         in_top = bool((top_i == y).any())
                         outside[(tau, k)] += not in_top
                         for mode in APPROX_MODES:
-                            a = approx_logq(float(logp[y]), top_v.tolist(), tau, sampled_in_top=in_top, mode=mode)
+                            a = approx_logq(float(logp[y]), top_v.tolist(), tau, sampled_in_top=in_top,
+                                            mode=mode)  # type: ignore[arg-type]
                             err = a - float(logq[y])
                             errors[(tau, k, mode)].append(err)
                             block[(tau, k, mode)] += err

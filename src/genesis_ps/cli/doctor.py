@@ -13,7 +13,7 @@ from typing import Any
 
 from genesis_ps.providers.keys import KEY_ENV, key_present
 
-__all__ = ["register", "run", "provider_report", "PROVIDER_FACTS"]
+__all__ = ["PROVIDER_FACTS", "provider_report", "register", "run"]
 
 PROVIDER_FACTS: dict[str, dict[str, Any]] = {
     "embedded": {"logprobs": "exact", "prefix_continuation": True, "batch": True,
@@ -75,7 +75,7 @@ def provider_report(environ: Mapping[str, str] | None = None) -> list[dict[str, 
 def run(args: argparse.Namespace) -> int:
     from genesis_ps.settings import Settings
 
-    report = {"providers": provider_report(), "flags": Settings.from_env().flags()}
+    report: dict[str, Any] = {"providers": provider_report(), "flags": Settings.from_env().flags()}
     if getattr(args, "json", False):
         print(json.dumps(report, indent=2, sort_keys=True))
         return 0

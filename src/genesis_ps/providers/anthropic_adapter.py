@@ -98,8 +98,8 @@ class AnthropicModel:
             self.usage.prompt_tokens += int(getattr(usage, "input_tokens", 0) or 0)
             n = int(getattr(usage, "output_tokens", 0) or 0)
             self.usage.completion_tokens += n
-            reason = getattr(msg, "stop_reason", None)
-            return Completion(text=text, tokens_generated=n, logp=None, finish_reason=_FINISH.get(reason, reason),
+            reason = str(getattr(msg, "stop_reason", None) or "") or None
+            return Completion(text=text, tokens_generated=n, logp=None, finish_reason=_FINISH.get(reason or "", reason),
                               usage={"input_tokens": int(getattr(usage, "input_tokens", 0) or 0), "output_tokens": n})
 
         return await self.resilience.call(attempt)

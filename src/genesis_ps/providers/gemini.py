@@ -133,7 +133,8 @@ class GeminiModel:
         result = getattr(candidate, "logprobs_result", None)
         chosen = getattr(result, "chosen_candidates", None) if result is not None else None
         if chosen is None:
-            raise MalformedResponseError(f"{self.provider}: the response has no logprobs_result", provider=self.provider)
+            raise MalformedResponseError(f"{self.provider}: the response has no logprobs_result",
+                                         provider=self.provider)
         values = []
         for c in chosen:
             v = getattr(c, "log_probability", None)

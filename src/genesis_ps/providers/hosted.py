@@ -20,8 +20,15 @@ from genesis_ps.errors import ConfigError, ModelNotAvailableError
 from genesis_ps.providers.keys import KEY_ENV, env_key
 from genesis_ps.sampling.protocol import TokenModel
 
-__all__ = ["DEFAULT_MODELS", "Usage", "build", "per_prefix_limits", "check_temperature", "derive_seed",
-           "without_sdk_retries"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "Usage",
+    "build",
+    "check_temperature",
+    "derive_seed",
+    "per_prefix_limits",
+    "without_sdk_retries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +95,8 @@ def _require(module: str, provider: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ModelNotAvailableError(
-            f"provider {provider!r} needs the {module.split('.')[0]} package: pip install 'genesis_ps[{_EXTRAS[provider]}]'"
+            f"provider {provider!r} needs the {module.split('.')[0]} package: "
+            f"pip install 'genesis_ps[{_EXTRAS[provider]}]'"
         ) from exc
 
 

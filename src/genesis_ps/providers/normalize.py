@@ -40,7 +40,7 @@ from genesis_ps.errors import (
 )
 from genesis_ps.providers.keys import redact
 
-__all__ = ["normalize_errors", "translate", "parse_retry_after", "mentions_logprobs", "is_provider_failure"]
+__all__ = ["is_provider_failure", "mentions_logprobs", "normalize_errors", "parse_retry_after", "translate"]
 
 _SDK_ROOTS = ("openai", "anthropic", "google", "httpx", "httpx2", "httpcore", "httpcore2", "pydantic_core")
 _TIMEOUT_NAMES = {"APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout", "WriteTimeout", "PoolTimeout"}

@@ -34,10 +34,11 @@ from genesis_ps.providers.resilience import Resilience
 from genesis_ps.providers.topk import APPROX_MODES, ApproxMode, approx_logq
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
-__all__ = ["EOS_STRINGS", "OpenAICompletionsModel", "Tokenizer", "TokenMode", "render_plain"]
+__all__ = ["EOS_STRINGS", "OpenAICompletionsModel", "TokenMode", "Tokenizer", "render_plain"]
 
 TokenMode = Literal["auto", "ids", "text"]
 _ID_PREFIX = "token_id:"
+_Answer = tuple[list[int], list[float], list[dict[str, float]], list[str], str | None]
 EOS_STRINGS: tuple[str, ...] = ("</s>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<eos>")
 """Text-mode token strings treated as end-of-sequence markers (kept in segments, dropped by ``decode``)."""
 
@@ -162,7 +163,8 @@ class OpenAICompletionsModel:
             raise ConfigError("prefixes", "a prefix holds token ids this adapter never produced") from None
 
     async def _complete(self, prompt: Prompt, prefix: Sequence[int], limit: int, tau: float,
-                        seed: int | None) -> tuple[list[int], list[float], list[dict[str, float]], list[str], str | None]:
+                        seed: int | None) -> _Answer:
+        """One request: (token ids, log-probs, top-k dicts, token strings, finish reason)."""
         kw: dict[str, Any] = dict(model=self.model, prompt=self._request_prompt(prompt, prefix), max_tokens=limit,
                                   temperature=tau, logprobs=self.top_logprobs, echo=False, n=1)
         if tau > 0:
@@ -182,7 +184,8 @@ class OpenAICompletionsModel:
         tops = getattr(lp, "top_logprobs", None)
         if not choices or tokens is None or values is None or tops is None or not (
                 len(tokens) == len(values) == len(tops)):
-            raise MalformedResponseError(f"{self.provider}: the response lacks aligned logprobs", provider=self.provider)
+            raise MalformedResponseError(f"{self.provider}: the response lacks aligned logprobs",
+                                         provider=self.provider)
         clean: list[float] = []
         for v in values:
             if not isinstance(v, (int, float)) or math.isnan(v) or v > 1e-6:
@@ -225,7 +228,8 @@ class OpenAICompletionsModel:
         """Continue each prefix at ``temperature`` (one concurrent request per prefix)."""
         tau = check_temperature(temperature, allow_zero=False)
         limits = per_prefix_limits(max_new_tokens, len(prefixes))
-        jobs = [self._one(prompt, p, m, tau, derive_seed(seed, i)) for i, (p, m) in enumerate(zip(prefixes, limits))]
+        jobs = [self._one(prompt, p, m, tau, derive_seed(seed, i))
+                for i, (p, m) in enumerate(zip(prefixes, limits, strict=True))]
         return list(await asyncio.gather(*jobs))
 
     async def generate(

@@ -33,14 +33,14 @@ if TYPE_CHECKING:
     from genesis_ps.settings import Settings
 
 __all__ = [
-    "RetryPolicy",
-    "BreakerPolicy",
-    "TimeoutPolicy",
-    "CircuitBreaker",
-    "BreakerRegistry",
-    "Resilience",
-    "CallStats",
     "DEFAULT_BREAKERS",
+    "BreakerPolicy",
+    "BreakerRegistry",
+    "CallStats",
+    "CircuitBreaker",
+    "Resilience",
+    "RetryPolicy",
+    "TimeoutPolicy",
 ]
 
 T = TypeVar("T")
@@ -246,7 +246,8 @@ class Resilience:
         """Policies from :class:`~genesis_ps.settings.Settings` (``POWER_SAMPLING_TIMEOUT_S`` …)."""
         total = settings.timeout_s * (settings.max_retries + 1)
         kw.setdefault("retry", RetryPolicy(max_retries=settings.max_retries, max_total_s=total))
-        kw.setdefault("breaker", BreakerPolicy(fail_max=settings.breaker_fail_max, reset_timeout_s=settings.breaker_reset_s))
+        kw.setdefault("breaker", BreakerPolicy(fail_max=settings.breaker_fail_max,
+                                               reset_timeout_s=settings.breaker_reset_s))
         kw.setdefault("timeout", TimeoutPolicy(per_call_s=settings.timeout_s))
         kw.setdefault("max_concurrency", settings.max_concurrency)
         return cls(provider, model, **kw)

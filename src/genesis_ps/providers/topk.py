@@ -23,7 +23,7 @@ from typing import Literal
 
 from genesis_ps.errors import ConfigError
 
-__all__ = ["ApproxMode", "APPROX_MODES", "approx_logq", "logsumexp"]
+__all__ = ["APPROX_MODES", "ApproxMode", "approx_logq", "logsumexp"]
 
 ApproxMode = Literal["renorm", "bound", "mid"]
 APPROX_MODES: tuple[str, ...] = ("renorm", "bound", "mid")
