@@ -131,3 +131,8 @@ def test_without_namespaces_the_audit_hook_still_blocks_network(monkeypatch: pyt
     assert r.status == "forbidden" and r.reason.startswith("network")
     assert "netns" not in r.isolation and "audit_hook" in r.isolation
     assert run("while True:\n    print('y' * 10000)\n").status == "output_limit"
+
+
+def test_large_unread_stdin_does_not_stall_the_timeout() -> None:
+    r = run("import time\ntime.sleep(60)\n", stdin=b"x" * 5_000_000)
+    assert r.status == "timeout"

@@ -32,9 +32,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from genesis_ps.errors import ConfigError
 
@@ -226,13 +228,11 @@ def _execute(root: str, stdin: bytes, lim: SandboxLimits) -> SandboxResult:
         start_new_session=True,
     )
     out, err, ended = bytearray(), bytearray(), "eof"
+    feeder: threading.Thread | None = None
     try:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        try:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
+        feeder = threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True)
+        feeder.start()  # a thread, so code that never reads a large stdin cannot stall the deadline
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ, out)
         sel.register(proc.stderr, selectors.EVENT_READ, err)
@@ -258,6 +258,8 @@ def _execute(root: str, stdin: bytes, lim: SandboxLimits) -> SandboxResult:
         if ended != "eof":
             _kill_group(proc.pid)
         rc, cpu = _wait(proc, deadline=time.monotonic() + max(1.0, lim.timeout_s))
+        if feeder is not None:
+            feeder.join(timeout=1.0)
         for f in (proc.stdout, proc.stderr):
             if f is not None:
                 f.close()
@@ -276,6 +278,18 @@ def _execute(root: str, stdin: bytes, lim: SandboxLimits) -> SandboxResult:
         isolation=available_isolation(),
         output_truncated=len(out) + len(err) > cap,
     )
+
+
+def _feed(pipe: Any, data: bytes) -> None:
+    try:
+        pipe.write(data)
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+    finally:
+        try:
+            pipe.close()
+        except (BrokenPipeError, OSError):
+            pass
 
 
 def _kill_group(pid: int) -> None:
