@@ -111,3 +111,13 @@ async def test_graph_run_with_flags_off_counts_fallbacks(spans: InMemorySpanExpo
     assert value("genesis_ps_fallbacks_total", layer="se_darwin", reason="flag_off") == 1
     assert value("genesis_ps_generations_total", layer="sica", outcome="single") >= 2  # draft + critique
     assert value("genesis_ps_sampling_calls_total", layer="sica", method="mh", status="ok") == 0
+
+
+async def test_default_route_scores_are_recorded(spans: InMemorySpanExporter) -> None:
+    from genesis_ps.evaluators import MathAnswerEvaluator
+
+    g = build_graph(ScriptedModel(responder), settings=Settings(), evaluators={"general": MathAnswerEvaluator("4")})
+    out = await g.ainvoke({"request": "Add numbers and explain"})
+    assert out["outcomes"]["3"]["score"] == 1.0
+    assert value("genesis_ps_quality_score_count", layer="htdag", evaluator="math_answer") == 1
+    assert value("genesis_ps_evaluations_total", evaluator="math_answer", status="ok") == 1

@@ -143,6 +143,9 @@ async def default_handler(task: Task, deps: Mapping[str, TaskOutcome], ctx: Rout
 
         s = safe_evaluate(ev, out.output, {"task": task.description, "request": ctx.request})
         out.score, out.score_details = s.value, {**dict(s.details), "evaluator": s.evaluator, "error": s.error}
+        from genesis_ps.observability import record_evaluation
+
+        record_evaluation(s.evaluator or getattr(ev, "name", "?"), s.value, layer=layer)
     return out
 
 
