@@ -175,3 +175,28 @@ def test_policies_come_from_settings() -> None:
 def test_backoff_sequence() -> None:
     p = RetryPolicy(initial_delay_s=0.5, multiplier=3.0, max_delay_s=5.0)
     assert [p.backoff(n) for n in (1, 2, 3, 4)] == [0.5, 1.5, 4.5, 5.0]
+
+
+def test_one_resilience_serves_successive_event_loops() -> None:
+    server = FakeServer("openai_chat")
+    model = adapter("chat", server, res=resilience("openai", "m", max_concurrency=1))
+    for seed in (1, 2):  # asyncio.run makes a new loop each time, as a CLI calling twice would
+        segs = asyncio.run(model.extend(PROMPT, [(), ()], 3, 1.0, seed=seed))
+        assert len(segs) == 2
+    assert len(server.bodies) == 4
+
+
+async def test_open_breaker_routes_generate_to_the_fallback_model_with_the_reason() -> None:
+    pytest.importorskip("genesis_ps.sampling.imh")
+    from genesis_ps import SamplerParams, generate
+    from genesis_ps.testing import ScriptedModel
+
+    model, server, _ = chat_with_breaker(fail_max=1, reset=60.0)
+    server.script.append(error(500, "down"))
+    with pytest.raises(ProviderServerError):
+        await model.extend(PROMPT, [()], 4, 1.0)
+    backup = ScriptedModel(["from the fallback"])
+    r = await generate(model, PROMPT, SamplerParams(method="mh", n_mcmc=2, max_new_tokens=4, seed=1),
+                       fallback_model=backup)
+    assert r.fallback == "circuit_open" and r.text == "from the fallback"
+    assert len(server.bodies) == 1  # nothing reached the open provider

@@ -16,6 +16,7 @@ The legacy ``google-generativeai`` SDK reached end of support on 2025-11-30; thi
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -28,6 +29,8 @@ from genesis_ps.providers.resilience import Resilience
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
 __all__ = ["GeminiModel", "gemini_contents"]
+
+log = logging.getLogger(__name__)
 
 _NOTES = (
     "Proposals are drawn at temperature 1 (top_p 1) whatever temperature is requested; segments report "
@@ -72,6 +75,9 @@ class GeminiModel:
             raise ConfigError("model", "a model name is required")
         self.model = model
         self._client = client
+        options = getattr(getattr(client, "_api_client", None), "_http_options", None)
+        if getattr(options, "retry_options", None) is not None:
+            log.warning("the genai client has its own retry_options; genesis_ps retries too (set them to None)")
         self.top_logprobs = top_logprobs
         self.temperature_mode = temperature_mode
         self.resilience = resilience or Resilience(self.provider, model)

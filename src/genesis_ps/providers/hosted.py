@@ -40,6 +40,7 @@ DEFAULT_MODELS: dict[str, str] = {
 """Models used when none is named (``openai-compatible`` always needs ``--model``)."""
 
 _EXTRAS = {"openai": "openai", "openai-compatible": "openai", "gemini": "gemini", "anthropic": "anthropic"}
+_PACKAGE_EXTRA = {"transformers": "local"}
 
 
 @dataclass
@@ -96,7 +97,7 @@ def _require(module: str, provider: str) -> Any:
     except ImportError as exc:
         raise ModelNotAvailableError(
             f"provider {provider!r} needs the {module.split('.')[0]} package: "
-            f"pip install 'genesis_ps[{_EXTRAS[provider]}]'"
+            f"pip install 'genesis_ps[{_PACKAGE_EXTRA.get(module, _EXTRAS[provider])}]'"
         ) from exc
 
 
@@ -140,6 +141,9 @@ def build(
             return OpenAIChatModel(client, name, **kw)
         from genesis_ps.providers.openai_completions import OpenAICompletionsModel
 
+        if isinstance(kw.get("tokenizer"), str):  # a local tokenizer directory of the served model
+            transformers = _require("transformers", provider)
+            kw["tokenizer"] = transformers.AutoTokenizer.from_pretrained(kw["tokenizer"], local_files_only=True)
         return OpenAICompletionsModel(client, name, **kw)
     if provider == "gemini":
         genai = _require("google.genai", provider)

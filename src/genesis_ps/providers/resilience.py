@@ -238,7 +238,8 @@ class Resilience:
         self._clock = clock
         self._rng = rng or random.Random()
         self.breaker = (breakers or DEFAULT_BREAKERS).get(provider, model, breaker or BreakerPolicy(), clock=clock)
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore_loop: asyncio.AbstractEventLoop | None = None
         self.stats = CallStats()
 
     @classmethod
@@ -277,8 +278,16 @@ class Resilience:
         self.stats.retries += 1
         await self._sleep(seconds)
 
+    def _limit(self) -> asyncio.Semaphore:
+        """The concurrency semaphore of the running event loop (an adapter may outlive one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._semaphore_loop is not loop:
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+            self._semaphore_loop = loop
+        return self._semaphore
+
     async def _attempt(self, fn: Callable[[], Awaitable[T]]) -> T:
-        async with self._semaphore:
+        async with self._limit():
             try:
                 with self.breaker.guard():
                     self.stats.attempts += 1
