@@ -1,21 +1,5 @@
-"""Fixtures for the provider tests: fake servers behind the official SDK clients."""
+"""Provider tests: offline, through the official SDK clients with fake transports (provider_fakes.py).
 
-from __future__ import annotations
-
-import pytest
-from provider_fakes import FakeServer, Recorder
-
-
-@pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def server_for():
-    def make(kind: str) -> FakeServer:
-        from provider_fakes import SERVER_KIND
-
-        return FakeServer(SERVER_KIND[kind])
-
-    return make
+Every test builds its own breaker registry, clock and sleep (provider_fakes.resilience), so no state
+leaks between tests; the process-wide DEFAULT_BREAKERS is never touched here.
+"""
