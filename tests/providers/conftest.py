@@ -1,5 +1,5 @@
 """Provider tests: offline, through the official SDK clients with fake transports (provider_fakes.py).
 
-Every test builds its own breaker registry, clock and sleep (provider_fakes.resilience), so no state
-leaks between tests; the process-wide DEFAULT_BREAKERS is never touched here.
+Adapters that make calls get their own breaker registry, clock and sleep (provider_fakes.resilience),
+so breaker state never leaks between tests; factory tests only construct adapters (no calls).
 """
