@@ -96,8 +96,10 @@ class GeminiModel:
         self.capabilities = replace(self.capabilities, logprobs="none",
                                     notes="This model refused log-probs; single-shot generation only.")
 
-    async def _create(self, prompt: Prompt, *, max_tokens: int, temperature: float, seed: int | None,
-                      logprobs: bool) -> Any:
+    def _request(self, prompt: Prompt, *, max_tokens: int, temperature: float, seed: int | None,
+                 logprobs: bool) -> tuple[list[dict[str, Any]], Any]:
+        """``contents`` and a validated ``GenerateContentConfig``, built outside the error boundary so
+        that an invalid configuration is a programmer error, not a malformed response."""
         from google.genai import types
 
         system, contents = gemini_contents(prompt)
@@ -112,9 +114,11 @@ class GeminiModel:
             cfg["response_logprobs"] = True
             if self.top_logprobs:
                 cfg["logprobs"] = self.top_logprobs
-        response = await self._client.aio.models.generate_content(
-            model=self.model, contents=contents, config=types.GenerateContentConfig(**cfg)
-        )
+        return contents, types.GenerateContentConfig(**cfg)
+
+    async def _create(self, request: tuple[list[dict[str, Any]], Any]) -> tuple[Any, Any]:
+        contents, config = request
+        response = await self._client.aio.models.generate_content(model=self.model, contents=contents, config=config)
         candidates = getattr(response, "candidates", None)
         if not candidates:
             raise MalformedResponseError(f"{self.provider}: the response has no candidates", provider=self.provider)
@@ -153,8 +157,10 @@ class GeminiModel:
         if limit == 0:
             return Segment(tokens=(), logp=(), logq=(), eos=False, text="")
 
+        request = self._request(prompt, max_tokens=limit, temperature=1.0, seed=seed, logprobs=True)
+
         async def attempt() -> Segment:
-            cand, reported = await self._create(prompt, max_tokens=limit, temperature=1.0, seed=seed, logprobs=True)
+            cand, reported = await self._create(request)
             values = tuple(self._logprobs(cand))
             self.usage.completion_tokens += int(reported) if isinstance(reported, int) else len(values)
             return Segment(tokens=(), logp=values, logq=values, eos=self._finish(cand) == "stop", text=self._text(cand))
@@ -192,8 +198,7 @@ class GeminiModel:
         check_temperature(temperature, allow_zero=True, upper=2.0)
 
         async def attempt(logprobs: bool) -> Completion:
-            cand, reported = await self._create(prompt, max_tokens=max_new_tokens, temperature=temperature,
-                                                seed=seed, logprobs=logprobs)
+            cand, reported = await self._create(requests[logprobs])
             values = self._logprobs(cand) if logprobs else None
             text = self._text(cand)
             n = int(reported) if isinstance(reported, int) else len(values) if values is not None else len(text.split())
@@ -201,6 +206,8 @@ class GeminiModel:
             return Completion(text=text, tokens_generated=n, logp=tuple(values) if values is not None else None,
                               finish_reason=self._finish(cand))
 
+        requests = {lp: self._request(prompt, max_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                                      logprobs=lp) for lp in (True, False)}
         if not self.logprobs_refused:
             try:
                 return await self.resilience.call(lambda: attempt(True))

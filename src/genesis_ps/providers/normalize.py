@@ -10,7 +10,8 @@ class names and attributes, so no SDK is imported here. Mapping:
 * 401/403 → :class:`AuthenticationError`; other 4xx → :class:`BadRequestError` (not retried), except a
   4xx whose message is about log-probabilities → :class:`LogprobsUnsupportedError`
 * connection failures/resets → :class:`ProviderConnectionError`; SDK timeouts → :class:`ProviderTimeoutError`
-* invalid JSON, failed response validation → :class:`MalformedResponseError`
+* invalid JSON, failed response validation (including pydantic validation inside the SDK call: build
+  request objects such as genai's ``GenerateContentConfig`` *outside* the boundary) → :class:`MalformedResponseError`
 
 Programmer errors (``TypeError``, ``ValueError``, …) pass through untouched, and so do errors that are
 already genesis_ps errors. Messages go through :func:`~genesis_ps.providers.keys.redact`.
