@@ -108,7 +108,8 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     print(d.dag.render_tree())
     q = "n/a" if d.quality is None or d.quality.value is None else f"{d.quality.value:.2f}"
     print(
-        f"\nmethod: {d.method}  fallback: {d.fallback or 'none'}  quality: {q}  "
+        f"\nmethod: {d.method} requested, {'/'.join(sorted({g.method for g in d.generations})) or 'none'} used  "
+        f"plan fallback: {d.fallback or 'none'}  quality: {q}  "
         f"cost multiplier: {d.cost_multiplier:.2f} ({d.tokens_generated} tokens generated)"
     )
     if d.generation_fallbacks:
