@@ -221,3 +221,12 @@ def test_valid_dags_round_trip_through_json(n: int, data: st.DataObject) -> None
     assert out.dag is not None and out.dag.tasks == d.tasks and out.repairs == []
     flat = sum(len(w) for w in d.waves())
     assert flat == n
+
+
+def test_repeated_nodes_from_a_looping_model_are_contracted() -> None:
+    looping = "Node:\n1: Make a page\n2: Add a form\n3: Make a page\n4: Deploy\n5: Add a form\n6:"
+    out = parse_dag(looping)
+    assert out.dag is not None and [t.description for t in out.dag.tasks] == ["Make a page", "Add a form", "Deploy"]
+    assert any("repeating an earlier description" in r for r in out.repairs)
+    out = parse_dag("Node:\n1: A b\n2: C d\n3: A b\n4: E f\nEdge: (START,1) (1,2) (2,3) (3,4) (4,END)")
+    assert out.dag is not None and out.dag.get("4").depends_on == ("2",)  # inherits the dropped node's deps

@@ -38,12 +38,23 @@ async def test_valid_output_is_used_and_scored() -> None:
     assert d.to_dict()["tasks"][2]["depends_on"] == ["1", "2"]
 
 
-async def test_prose_is_retried_with_feedback_then_accepted() -> None:
-    m = ScriptedModel(["I would start by thinking about it.", GOOD])
+async def test_prose_is_retried_in_the_other_format_then_accepted() -> None:
+    worf = "Node:\n1: Write the pages\n2: Deploy them\nEdge: (START,1) (1,2) (2,END)"
+    m = ScriptedModel(["I would start by thinking about it.", worf])
+    d = await decompose("Build a small website", m, max_attempts=2)
+    assert d.fallback is None and d.dag.get("2").depends_on == ("1",)
+    assert [a["style"] for a in d.attempts] == ["json", "worfbench"] and d.attempts[0]["problems"]
+    assert "Node:" in m.calls[1].flat_text() and "JSON" not in m.calls[1].flat_text()
+
+
+async def test_invalid_json_is_retried_with_feedback() -> None:
+    cyc = json.dumps({"tasks": [{"id": "1", "description": "a b", "depends_on": ["2"]},
+                                {"id": "2", "description": "c d", "depends_on": ["1"]}]})  # fmt: skip
+    m = ScriptedModel([cyc, GOOD])
     d = await decompose("Build a small website", m, max_attempts=2)
     assert d.fallback is None and len(d.dag) == 3
-    assert len(d.attempts) == 2 and d.attempts[0]["problems"]
-    assert "previous answer was unusable" in m.calls[1].flat_text()
+    assert [a["style"] for a in d.attempts] == ["json", "json"]
+    assert "previous answer was unusable: dependency cycle" in m.calls[1].flat_text()
 
 
 async def test_every_attempt_failing_uses_the_heuristic_and_says_so() -> None:

@@ -318,11 +318,45 @@ def _build(raw: list[dict[str, Any]], request: str, max_tasks: int, repairs: lis
             deps_raw = [d for d in re.split(r"[,\s]+", str(deps_raw)) if d]
         deps = tuple(dict.fromkeys(str(d).strip() for d in deps_raw if str(d).strip()))
         tasks.append(Task(id=tid, description=desc, type=typ, depends_on=deps))
+    tasks = _drop_repeats(tasks, repairs)
     dag = TaskDAG(tuple(tasks), request=request)
     problems = dag.problems(max_tasks=max_tasks)
     if problems:
         return ParseOutcome(None, form=form, repairs=repairs, problems=problems)
     return ParseOutcome(dag.with_meta(form=form, repairs=list(repairs)), form=form, repairs=repairs)
+
+
+def _drop_repeats(tasks: list[Task], repairs: list[str]) -> list[Task]:
+    """Small models loop ("2: Add a form / 3: Deploy / 4: Add a form / ..."): a task whose description
+    repeats an earlier one is dropped, and its dependents inherit its dependencies (node contraction,
+    which never creates a cycle)."""
+    seen: set[str] = set()
+    dropped: set[str] = set()
+    ids = [t.id for t in tasks]
+    for t in tasks:
+        key = " ".join(t.description.lower().split()).rstrip(".")
+        if key and key in seen and ids.count(t.id) == 1:
+            dropped.add(t.id)
+        seen.add(key)
+    if not dropped:
+        return tasks
+    repairs.append(f"dropped {len(dropped)} task(s) repeating an earlier description")
+    deps_of = {t.id: t.depends_on for t in tasks}
+
+    def resolve(d: str, visiting: frozenset[str]) -> list[str]:
+        if d not in dropped:
+            return [d]
+        if d in visiting:
+            return []
+        return [x for dd in deps_of.get(d, ()) for x in resolve(dd, visiting | {d})]
+
+    out = []
+    for t in tasks:
+        if t.id in dropped:
+            continue
+        deps = tuple(dict.fromkeys(x for d in t.depends_on for x in resolve(d, frozenset()) if x != t.id))
+        out.append(Task(id=t.id, description=t.description, type=t.type, depends_on=deps))
+    return out
 
 
 # ---- WorFBench text form -----------------------------------------------------------------------------

@@ -118,6 +118,7 @@ async def decompose(
     max_total_tasks: int = 16,
     max_new_tokens: int | None = None,
     style: str = "json",
+    retry_style: str | None = "worfbench",
     instructions: str | None = None,
     lam: float = 0.0,
 ) -> Decomposition:
@@ -128,6 +129,8 @@ async def decompose(
     ``params``/``power``, the ``htdag`` layer's flag and parameters decide (the graph and the CLI also
     apply the rollout percentage). ``lam > 0`` tilts power
     sampling towards higher decomposition quality. ``max_depth`` > 0 re-decomposes complex tasks.
+    When an answer holds no task list at all (prose), the retry asks in ``retry_style`` instead (small
+    models that cannot write JSON often manage WorFBench's ``Node:``/``Edge:`` lines); None disables it.
     Raises :class:`ConfigError` for bad arguments; never raises because of the model's output.
     """
     req = check_request(request)
@@ -165,7 +168,16 @@ async def decompose(
     t0 = time.perf_counter()
     out = Decomposition(dag=TaskDAG(()), request=req, method=p.method)
     dag, reason = await _attempts(
-        req, p, use_power, generator, out, max_attempts, style, instructions, min(MAX_TASKS, max_total_tasks)
+        req,
+        p,
+        use_power,
+        generator,
+        out,
+        max_attempts,
+        style,
+        instructions,
+        min(MAX_TASKS, max_total_tasks),
+        retry_style=retry_style,
     )
     if dag is None:
         dag = heuristic_decompose(req, max_tasks=min(8, max_total_tasks))
@@ -193,11 +205,14 @@ async def _attempts(
     max_tasks: int,
     *,
     record_repairs: bool = True,
+    retry_style: str | None = None,
 ) -> tuple[TaskDAG | None, str]:
     feedback: str | None = None
     reason = "no attempt"
+    cur = style
     for attempt in range(max_attempts):
-        prompt = decomposition_prompt(req, style=style, feedback=feedback, instructions=instructions)
+        own = instructions if cur == style else None  # custom instructions belong to the requested style
+        prompt = decomposition_prompt(req, style=cur, feedback=feedback, instructions=own)
         try:
             g = await generator(prompt, p, use_power)
         except ConfigError:
@@ -212,6 +227,7 @@ async def _attempts(
         out.attempts.append(
             {
                 "attempt": attempt,
+                "style": cur,
                 "form": po.form,
                 "repairs": po.repairs,
                 "problems": po.problems,
@@ -224,7 +240,10 @@ async def _attempts(
                 out.repairs.extend(po.repairs)
             return po.dag, ""
         reason = "unparseable" if po.form == "none" else "invalid"
-        feedback = "; ".join(po.problems)[:200] or "no task list found"
+        if po.form == "none" and retry_style and retry_style != cur:
+            cur, feedback = retry_style, None
+        else:
+            feedback = "; ".join(po.problems)[:200] or "no task list found"
     return None, reason
 
 
