@@ -1,0 +1,117 @@
+"""``genesis-ps sample``: a real run on the embedded model (in process and as a subprocess), validation
+before the model loads, and the recorded fallback for a provider without log-probs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from genesis_ps.cli import main
+from genesis_ps.testing import ScriptedModel
+
+FIELDS = ("text", "method", "alpha", "tokens_generated", "tokens_returned", "cost_multiplier", "acceptance_rate",
+          "latency_s", "fallback", "model", "provider", "seed")
+
+
+def _no_model(*_a: object, **_k: object) -> object:
+    raise AssertionError("the model must not load when the arguments are invalid")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in list(os.environ):
+        if k.startswith("POWER_SAMPLING_"):
+            monkeypatch.delenv(k)
+
+
+def test_sample_json_on_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    rc = main(["sample", "Name a colour.", "--method", "mh", "--alpha", "4", "--block-size", "4",
+               "--max-new-tokens", "8", "--n-mcmc", "1", "--seed", "3", "--json"])
+    assert rc == 0
+    rec = json.loads(capsys.readouterr().out)
+    for f in FIELDS:
+        assert f in rec, f
+    assert rec["method"] == "mh" and rec["provider"] == "embedded" and rec["fallback"] is None
+    assert rec["alpha"] == 4.0 and rec["seed"] == 3
+    assert 1 <= rec["tokens_returned"] <= 8
+    assert rec["tokens_generated"] >= rec["tokens_returned"] + 1  # two proposals were made and counted
+    assert rec["cost_multiplier"] == pytest.approx(rec["tokens_generated"] / rec["tokens_returned"], abs=1e-3)
+    assert rec["acceptance_rate"] is not None and 0.0 <= rec["acceptance_rate"] <= 1.0
+
+
+def test_sample_human_output_single(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    rc = main(["sample", "Say hello.", "--method", "single", "--temperature", "0", "--max-new-tokens", "6"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "result record" in out and "single" in out
+
+
+def test_env_defaults_and_flag_overrides(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("genesis_ps.providers.registry.build_model", lambda *a, **k: ScriptedModel(["fine"]))
+    monkeypatch.setenv("POWER_SAMPLING_ALPHA", "2.5")
+    monkeypatch.setenv("POWER_SAMPLING_METHOD", "imh")
+    assert main(["sample", "hi", "--n-mcmc", "2", "--seed", "1", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["alpha"] == 2.5 and rec["method"] == "imh" and rec["provider"] == "scripted"
+    assert main(["sample", "hi", "--alpha", "3", "--seed", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["alpha"] == 3.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["--alpha", "-1"], "--alpha"),
+        (["--n-mcmc", "0"], "--n-mcmc"),
+        (["--particles", "0"], "--particles"),
+        (["--max-new-tokens", "0"], "--max-new-tokens"),
+        (["--temperature", "-0.5"], "temperature"),
+        (["--provider", "local"], "--model"),
+    ],
+)
+def test_invalid_values_exit_2_before_the_model_loads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], name: str
+) -> None:
+    monkeypatch.setattr("genesis_ps.providers.registry.build_model", _no_model)
+    assert main(["sample", "hi", *argv]) == 2
+    assert name in capsys.readouterr().err
+
+
+def test_bad_env_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("genesis_ps.providers.registry.build_model", _no_model)
+    monkeypatch.setenv("POWER_SAMPLING_ALPHA", "lots")
+    assert main(["sample", "hi"]) == 2
+    assert "POWER_SAMPLING_ALPHA" in capsys.readouterr().err
+
+
+def test_provider_without_logprobs_falls_back_visibly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        "genesis_ps.providers.registry.build_model", lambda *a, **k: ScriptedModel(["plain"], logprobs="none")
+    )
+    assert main(["sample", "hi", "--method", "mh", "--seed", "2", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["text"] == "plain" and rec["method"] == "single"
+    assert rec["fallback"] == "no_logprobs" and rec["requested_method"] == "mh"
+
+
+@pytest.mark.slow
+def test_sample_subprocess_prints_one_json_object() -> None:
+    pytest.importorskip("torch")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWER_SAMPLING_")}
+    out = subprocess.run(
+        [sys.executable, "-m", "genesis_ps", "sample", "Name a fruit.", "--method", "smc", "--particles", "2",
+         "--block-size", "4", "--max-new-tokens", "8", "--seed", "4", "--json"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rec = json.loads(out.stdout)
+    assert rec["method"] == "smc" and rec["fallback"] is None and rec["seed"] == 4
+    assert rec["tokens_generated"] >= rec["tokens_returned"] >= 1
+    assert "Converting" not in out.stderr  # the GGUF conversion's progress bar is silenced
