@@ -33,6 +33,11 @@ PLAN = json.dumps(
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
+def plain() -> RouteRegistry:
+    """Every task type on the default route (the SICA / SE-Darwin routes are tested by their owners)."""
+    return RouteRegistry(builtin={})
+
+
 def task_of(prompt: Prompt) -> str | None:
     for line in prompt.flat_text().splitlines():
         if line.startswith("Your task: "):
@@ -47,7 +52,7 @@ def responder(prompt: Prompt) -> str:
 
 async def test_run_executes_waves_and_collects_outputs() -> None:
     m = ScriptedModel(responder)
-    g = build_graph(m, settings=Settings())
+    g = build_graph(m, settings=Settings(), routes=plain())
     out = await g.ainvoke({"request": "Make a website"})
     assert [o["status"] for o in out["outcomes"].values()] == ["done"] * 4
     assert out["outcomes"]["3"]["output"] == "done: Deploy the site"
@@ -100,10 +105,10 @@ async def test_registered_route_receives_context_and_uses_the_pair() -> None:
 async def test_given_dag_skips_planning_and_bad_input_raises() -> None:
     m = ScriptedModel(responder)
     dag = {"tasks": [{"id": "x", "description": "Only step", "type": "general", "depends_on": []}]}
-    out = await build_graph(m, settings=Settings()).ainvoke({"request": "r", "dag": dag})
+    out = await build_graph(m, settings=Settings(), routes=plain()).ainvoke({"request": "r", "dag": dag})
     assert list(out["outcomes"]) == ["x"] and len(m.calls) == 1
     with pytest.raises(ConfigError, match="request"):
-        await build_graph(m, settings=Settings()).ainvoke({"request": "  "})
+        await build_graph(m, settings=Settings(), routes=plain()).ainvoke({"request": "  "})
     with pytest.raises(ConfigError, match="model"):
         build_graph()
     with pytest.raises(ConfigError, match="planner_options"):
@@ -132,14 +137,14 @@ async def test_resume_after_interruption_skips_finished_tasks(tmp_path: Any) -> 
 
     first = ScriptedModel(flaky)
     async with AsyncSqliteSaver.from_conn_string(db) as saver:
-        g = build_graph(first, settings=Settings(), checkpointer=saver, retry_policy=NO_RETRY)
+        g = build_graph(first, settings=Settings(), routes=plain(), checkpointer=saver, retry_policy=NO_RETRY)
         with pytest.raises(ProviderConnectionError):
             await g.ainvoke({"request": "Make a website"}, config)
         snap = await g.aget_state(config)
         assert set(snap.values["outcomes"]) == {"1", "2"}
     second = ScriptedModel(responder)
     async with AsyncSqliteSaver.from_conn_string(db) as saver:
-        g2 = build_graph(second, settings=Settings(), checkpointer=saver, retry_policy=NO_RETRY)
+        g2 = build_graph(second, settings=Settings(), routes=plain(), checkpointer=saver, retry_policy=NO_RETRY)
         out = await g2.ainvoke(None, config)
     assert [task_of(p) for p in second.calls] == ["Deploy the site", "Announce the launch"]  # no re-planning
     assert out["outcomes"]["1"]["output"] == "done: Write the pages"  # kept from the first run
@@ -153,7 +158,7 @@ class Parent(TypedDict, total=False):
 
 
 async def test_embedded_as_a_node_of_a_parent_graph_with_shared_keys() -> None:
-    genesis = build_graph(ScriptedModel(responder), settings=Settings())
+    genesis = build_graph(ScriptedModel(responder), settings=Settings(), routes=plain())
 
     def prep(state: Parent) -> dict[str, Any]:
         return {"request": state["request"].strip(), "log": ["prep"]}
@@ -175,7 +180,7 @@ async def test_embedded_as_a_node_of_a_parent_graph_with_shared_keys() -> None:
 
 
 async def test_called_from_a_parent_node_with_its_own_state_and_context() -> None:
-    genesis = build_graph(ScriptedModel(responder), settings=Settings())
+    genesis = build_graph(ScriptedModel(responder), settings=Settings(), routes=plain())
 
     class Chat(TypedDict, total=False):
         question: str
@@ -204,12 +209,14 @@ async def test_resume_inside_a_wave_keeps_the_finished_sibling(tmp_path: Any) ->
         return responder(prompt)
 
     async with AsyncSqliteSaver.from_conn_string(db) as saver:
-        g = build_graph(ScriptedModel(flaky), settings=Settings(), checkpointer=saver, retry_policy=NO_RETRY)
+        g = build_graph(
+            ScriptedModel(flaky), settings=Settings(), routes=plain(), checkpointer=saver, retry_policy=NO_RETRY
+        )
         with pytest.raises(ProviderConnectionError):
             await g.ainvoke({"request": "Make a website"}, config)
     second = ScriptedModel(responder)
     async with AsyncSqliteSaver.from_conn_string(db) as saver:
-        out = await build_graph(second, settings=Settings(), checkpointer=saver).ainvoke(None, config)
+        out = await build_graph(second, settings=Settings(), routes=plain(), checkpointer=saver).ainvoke(None, config)
     ran = [task_of(p) for p in second.calls]
     assert "Write the pages" not in ran  # finished in the interrupted wave: its write was kept
     assert ran[0] == "Build the contact form" and out["summary"]["done"] == 4
@@ -246,7 +253,9 @@ def test_scheduling_property_every_task_accounted_for() -> None:
             return "" if t.replace("step ", "t") in failing else f"ok {t}"  # empty output = failed task
 
         m = ScriptedModel(respond)
-        out = asyncio.run(build_graph(m, settings=Settings()).ainvoke({"request": "r", "dag": dag_dict}))
+        out = asyncio.run(
+            build_graph(m, settings=Settings(), routes=plain()).ainvoke({"request": "r", "dag": dag_dict})
+        )
         from genesis_ps.planners import TaskDAG
 
         dag = TaskDAG.from_dict(dag_dict)
