@@ -44,7 +44,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", default=None, help="base URL for OpenAI-compatible servers")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--max-depth", type=int, default=0, help="recursive decomposition depth (default 0)")
-    p.add_argument("--plan-max-new-tokens", type=int, default=160, help="token limit of the decomposition (160)")
+    p.add_argument("--plan-max-new-tokens", type=int, default=128, help="token limit of the decomposition (128)")
+    p.add_argument("--temperature", type=float, default=0.3,
+                   help="single-shot temperature (0.3; power sampling samples at 1/alpha instead)")  # fmt: skip
 
 
 def register(sub: Any) -> None:
@@ -90,7 +92,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
             prompt, layer="htdag", params=params, power=(True if explicit else None) if power else False, request_id=rid
         )
 
-    params = settings.layer("htdag").params.with_(max_new_tokens=args.plan_max_new_tokens)
+    params = settings.layer("htdag").params.with_(max_new_tokens=args.plan_max_new_tokens, temperature=args.temperature)
     d = asyncio.run(
         decompose(
             request,
@@ -165,6 +167,7 @@ async def _run(args: argparse.Namespace, settings: Any, path: Path, thread: str)
             checkpointer=saver,
             task_max_new_tokens=args.task_max_new_tokens,
             plan_max_new_tokens=args.plan_max_new_tokens,
+            temperature=args.temperature,
             planner_options={"max_depth": args.max_depth},
         )
         inp: dict[str, Any] | None = {"request": args.request}
@@ -242,7 +245,9 @@ def _report(state: dict[str, Any]) -> str:
         "Task DAG:",
         dag.render_tree(),
         "",
-        f"plan: method {plan.get('method', '?')}, fallback {plan.get('fallback') or 'none'}, "
+        f"plan: method {plan.get('method', '?')} requested, {'/'.join(plan.get('methods_used') or ['none'])} used "
+        f"(generation fallbacks: {', '.join(plan.get('generation_fallbacks') or []) or 'none'}), "
+        f"plan fallback {plan.get('fallback') or 'none'}, "
         f"quality {'n/a' if q is None else f'{q:.2f}'}",
         "",
     ]

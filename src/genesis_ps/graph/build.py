@@ -19,6 +19,7 @@ from genesis_ps.errors import ConfigError, ProviderError
 from genesis_ps.graph.nodes import Nodes
 from genesis_ps.graph.routes import DEFAULT_ROUTES, RouteRegistry
 from genesis_ps.graph.state import GraphContext, GraphState, TaskInput
+from genesis_ps.sampling.params import SamplerParams
 from genesis_ps.sampling.protocol import TokenModel
 from genesis_ps.settings import Settings
 
@@ -46,6 +47,7 @@ def build_graph(
     planner_options: Mapping[str, Any] | None = None,
     plan_max_new_tokens: int = 192,
     task_max_new_tokens: int = 96,
+    temperature: float | None = None,
     retry_policy: RetryPolicy | None = None,
     node_timeout_s: float | None = None,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -63,6 +65,8 @@ def build_graph(
       parent's when embedded.
     - ``planner_options``: passed to :func:`~genesis_ps.planners.decompose` (``max_depth``,
       ``max_attempts``, ``max_total_tasks``, ``style``).
+    - ``temperature``: single-shot temperature for the plan and the tasks (None keeps the layers'
+      ``SamplerParams.temperature``, 1.0). Power sampling is unaffected (it samples at 1/α and targets p^α).
     - ``retry_policy`` / ``node_timeout_s``: per-node policies for ``plan`` and ``execute``.
     """
     from genesis_ps.graph.chat import ChatModelAdapter
@@ -73,6 +77,8 @@ def build_graph(
     for pname, value in (("plan_max_new_tokens", plan_max_new_tokens), ("task_max_new_tokens", task_max_new_tokens)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(pname, f"must be an integer >= 1, got {value!r}")
+    if temperature is not None:
+        SamplerParams(temperature=temperature)  # validates: a finite number > 0
     allowed = {"max_depth", "max_attempts", "max_total_tasks", "style", "instructions"}
     bad = set(planner_options or {}) - allowed
     if bad:
@@ -86,6 +92,7 @@ def build_graph(
         planner_options=dict(planner_options or {}),
         plan_max_new_tokens=plan_max_new_tokens,
         task_max_new_tokens=task_max_new_tokens,
+        temperature=temperature,
         sampler_kwargs=dict(sampler_kwargs or {}),
     )
     retry = retry_policy or default_retry_policy()
@@ -94,7 +101,11 @@ def build_graph(
     g.add_node("plan", nodes.plan, retry_policy=retry, timeout=timeout)
     g.add_node("schedule", nodes.schedule)
     g.add_node(
-        "execute", nodes.execute, input_schema=TaskInput, retry_policy=retry, timeout=timeout  # type: ignore[arg-type]
+        "execute",
+        nodes.execute,
+        input_schema=TaskInput,
+        retry_policy=retry,
+        timeout=timeout,  # type: ignore[arg-type]
     )
     g.add_node("finish", nodes.finish)
     g.add_edge(START, "plan")

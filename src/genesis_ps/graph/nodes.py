@@ -38,6 +38,7 @@ class Nodes:
     planner_options: Mapping[str, Any] = field(default_factory=dict)
     plan_max_new_tokens: int = 192
     task_max_new_tokens: int = 96
+    temperature: float | None = None
     sampler_kwargs: Mapping[str, Any] = field(default_factory=dict)
     _pairs: dict[int, GenerationPair] = field(default_factory=dict)
 
@@ -89,6 +90,8 @@ class Nodes:
             return await pair(prompt, layer="htdag", params=params, power=None if power else False, request_id=rid)
 
         params = settings.layer("htdag").params.with_(max_new_tokens=self.plan_max_new_tokens)
+        if self.temperature is not None:
+            params = params.with_(temperature=self.temperature)
         d = await decompose(request, generator=gen, params=params, power=True, **dict(self.planner_options))
         record = d.to_dict()
         record.pop("tasks")
@@ -160,7 +163,8 @@ class Nodes:
         async def gen(
             prompt: Prompt, *, layer: str = "htdag", params: SamplerParams | None = None, power: bool | None = None
         ) -> GenerationResult:
-            return await pair(prompt, layer=layer, params=params, power=power, request_id=rid, spent_tokens=spent)
+            p = params if params is not None else ctx.layer_params(layer)  # the graph's limits, not 256 tokens
+            return await pair(prompt, layer=layer, params=p, power=power, request_id=rid, spent_tokens=spent)
 
         max_new = self._ctx(runtime).task_max_new_tokens or self.task_max_new_tokens
         ctx = RouteContext(
@@ -170,6 +174,7 @@ class Nodes:
             generate=gen,
             settings=settings,
             max_new_tokens=max_new,
+            temperature=self.temperature,
             evaluators=self.evaluators,
             emit=lambda e: self._emit(runtime, {**e, "task_id": task.id}),
         )

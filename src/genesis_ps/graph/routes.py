@@ -106,13 +106,18 @@ class RouteContext:
     """``await generate(prompt, *, layer="htdag", params=None, power=None) -> GenerationResult``."""
     settings: Any
     max_new_tokens: int = 96
+    temperature: float | None = None
+    """Temperature of single-shot generation (the graph's ``temperature``); None keeps the layer's."""
     evaluators: Mapping[str, Any] = field(default_factory=dict)
     """Evaluator per task type (``evaluators.base.Evaluator``); the default handler scores with it."""
     emit: Callable[[dict[str, Any]], None] = lambda event: None
     """Send a progress event to the graph's custom stream."""
 
     def layer_params(self, layer: str) -> SamplerParams:
+        """The layer's sampler parameters with this graph's token limit (and single-shot temperature)."""
         params: SamplerParams = self.settings.layer(layer).params
+        if self.temperature is not None:
+            params = params.with_(temperature=self.temperature)
         return params.with_(max_new_tokens=self.max_new_tokens)
 
 

@@ -72,6 +72,7 @@ class Decomposition:
         return {
             **self.dag.to_dict(),
             "method": self.method,
+            "methods_used": sorted({g.method for g in self.generations}),
             "fallback": self.fallback,
             "quality": None if self.quality is None else self.quality.value,
             "quality_details": None if self.quality is None else dict(self.quality.details),
