@@ -58,6 +58,18 @@ def test_capabilities(model: LocalModel) -> None:
     assert caps.logprobs == "exact" and caps.prefix_continuation and caps.max_batch >= 8
     assert caps.eos_token_id == model.tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert caps.context_length == model.hf_model.config.max_position_embeddings
+    assert model._engine.fast is not None  # the lean Llama forward is the one under test here
+
+
+async def test_lean_forward_agrees_with_the_model_forward(model: LocalModel) -> None:
+    plain = LocalModel(model.hf_model, model.tokenizer, fast=False, cache_bytes=0)
+    assert plain._engine.fast is None
+    a = await model.extend(PROMPT, [(), (1, 2, 3)], [10, 6], 0.9, seed=51)
+    b = await plain.extend(PROMPT, [(), (1, 2, 3)], [10, 6], 0.9, seed=51)
+    for x, y in zip(a, b, strict=True):
+        assert x.tokens == y.tokens
+        assert_close(x.logp, list(y.logp))
+        assert_close(x.logq, list(y.logq))
 
 
 async def test_logp_logq_match_a_fresh_forward_at_temperature(model: LocalModel) -> None:

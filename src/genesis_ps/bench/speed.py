@@ -197,7 +197,9 @@ def _hf_generate(model: Any, prompt: Any, n: int, temperature: float, seed: int)
     return int(out.shape[1] - ids.shape[1])
 
 
-def _hf_propose(model: Any, ids: list[int], n: int, tau: float, seed: int) -> tuple[list[int], list[float], list[float], bool]:
+def _hf_propose(
+    model: Any, ids: list[int], n: int, tau: float, seed: int
+) -> tuple[list[int], list[float], list[float], bool]:
     """One reference-style proposal: ``generate`` from scratch on prompt + prefix ``ids``; exact log p from
     the raw logits, exact log q from the processed scores (logits / τ; no truncation)."""
     import torch

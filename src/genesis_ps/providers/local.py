@@ -68,6 +68,8 @@ class LocalModel:
     ``top_k`` / ``top_p`` truncate the *proposal* (log q then is the truncated, renormalised distribution);
     they are off by default, so nothing is silently truncated. ``cache_bytes`` bounds the KV cache kept
     for reuse (0 disables reuse). ``num_threads`` sets torch's CPU threads for this model's work.
+    ``fast`` uses the lean forward of :mod:`~genesis_ps.providers.local_fast` for plain Llama models
+    (self-checked against the model's own forward; ``False`` always uses the model's forward).
     """
 
     provider = "local"
@@ -86,6 +88,7 @@ class LocalModel:
         cache_bytes: int = 512 * 2**20,
         context_length: int | None = None,
         num_threads: int | None = None,
+        fast: bool = True,
     ) -> None:
         from genesis_ps.providers.local_engine import Engine
 
@@ -108,13 +111,15 @@ class LocalModel:
         ctx = context_length or getattr(cfg, "max_position_embeddings", None)
         reuse = cache_bytes > 0 and not _has_sliding_layers(cfg)
         self.kv_cache = PrefixKVCache(max_bytes=cache_bytes) if reuse else None
-        self._engine = Engine(model, eos_ids=eos, top_k=top_k, top_p=top_p, cache=self.kv_cache)
+        self._engine = Engine(model, eos_ids=eos, top_k=top_k, top_p=top_p, cache=self.kv_cache, fast=fast)
         self.top_k, self.top_p = top_k, top_p
         notes = "log p / log q exact from one fp32 softmax of the logits"
         if top_k is not None or top_p is not None:
             notes += f"; proposal truncated (top_k={top_k}, top_p={top_p}), log q renormalised"
         if self.kv_cache is None:
             notes += "; KV reuse off"
+        if self._engine.fast is not None:
+            notes += "; lean Llama forward (checked against the model's own)"
         self.capabilities = Capabilities(
             logprobs="exact",
             prefix_continuation=True,

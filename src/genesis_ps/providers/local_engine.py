@@ -66,6 +66,7 @@ class Engine:
         top_k: int | None = None,
         top_p: float | None = None,
         cache: PrefixKVCache | None = None,
+        fast: bool = True,
     ) -> None:
         import torch
 
@@ -82,12 +83,20 @@ class Engine:
         self.like = (heads, head_dim, p.dtype, p.device)
         params = inspect.signature(model.forward).parameters
         self._keep_kw = "logits_to_keep" if "logits_to_keep" in params else None
+        self.fast = None
+        if fast:
+            from genesis_ps.providers.local_fast import fast_forward_for
+
+            self.fast = fast_forward_for(model, lambda n: working_cache([None], [0], self.n_layers, n, self.like))
         self.tokens_forwarded = 0
         """Tokens run through the model (prefill + decode), for measuring reuse."""
         self._torch = torch
 
     # -- forwards -------------------------------------------------------------------------------
     def _forward(self, ids: Any, pos: Any, mask: Any, cache: Any) -> Any:
+        if self.fast is not None:
+            self.tokens_forwarded += int(ids.numel())
+            return self.fast(ids, pos, mask, cache)
         kw: dict[str, Any] = {}
         if self._keep_kw:
             kw[self._keep_kw] = 1
