@@ -56,6 +56,7 @@ async def test_unusable_output_scores_zero_and_is_recorded(toy_data: Path) -> No
     rep = await run_decomposition(_cfg(toy_data, None, "single"), ScriptedModel(["I do not know."]))
     a = rep["methods"]["single"]
     assert a["parse_rate"] == 0.0 and a["f1_chain"]["mean"] == 0.0 and a["f1_graph"]["mean"] == 0.0
+    assert a["quality"] == 0.0  # the heuristic fallback DAG is not credited to the model
     assert all(r["fallback"] and r["fallback"].startswith("heuristic:") for r in rep["rows"])
 
 
@@ -103,7 +104,7 @@ def test_cli_smoke_on_embedded_model(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     pytest.importorskip("transformers")
     rc = main(["bench", "decomposition", "--data", str(DATA), "--domains", "os", "--limit", "2",
-               "--methods", "single,power-mh", "--n-mcmc", "1", "--block-size", "24", "--max-new-tokens", "48",
+               "--methods", "single,power-mh", "--n-mcmc", "1", "--block-size", "16", "--max-new-tokens", "32",
                "--out", str(tmp_path), "--json"])  # fmt: skip
     assert rc == 0
     rep = json.loads(capsys.readouterr().out)

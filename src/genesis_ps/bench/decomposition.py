@@ -96,7 +96,8 @@ async def _one(model: TokenModel, rec: Record, spec: MethodSpec, cfg: Decomposit
         "fallback": d.fallback, "generation_fallbacks": d.generation_fallbacks,
         "f1_chain": s["chain"]["f1"], "f1_graph": s["graph"]["f1"], "chain": s["chain"], "graph": s["graph"],
         "matched": s["matched"], "pred_nodes": len(pred.nodes) if pred else 0, "gold_nodes": len(rec.gold.nodes),
-        "quality": None if d.quality is None else d.quality.value,
+        # the evaluator scores unusable model output 0; the heuristic fallback DAG is not the model's work
+        "quality": 0.0 if d.fallback else (None if d.quality is None else d.quality.value),
         "tokens_generated": d.tokens_generated, "tokens_returned": d.tokens_returned,
         "cost_multiplier": d.cost_multiplier, "latency_s": time.perf_counter() - t0,
         "acceptance_rate": next((g.acceptance_rate for g in d.generations if g.acceptance_rate is not None), None),
