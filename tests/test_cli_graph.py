@@ -136,9 +136,9 @@ def test_end_to_end_run_on_the_embedded_model(tmp_path: Path) -> None:
         "Write a haiku about autumn, then give it a title.",
         "--json",
         "--task-max-new-tokens",
-        "32",
+        "24",
         "--plan-max-new-tokens",
-        "64",
+        "48",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -147,5 +147,9 @@ def test_end_to_end_run_on_the_embedded_model(tmp_path: Path) -> None:
     assert s["tasks"] >= 1 and s["done"] + s["failed"] + s["skipped"] == s["tasks"]
     assert s["tokens_generated"] >= s["tokens_returned"] > 0
     # the plan was power-sampled on a model with log-probs (MH); its cost is measured, not assumed
-    assert out["plan"]["generation_fallbacks"] == [] and out["plan"]["tokens_generated"] > 0
+    assert out["plan"]["generation_fallbacks"] == [] and out["plan"]["methods_used"] == ["mh"]
+    assert out["plan"]["tokens_generated"] > 0
+    gens = [g for o in out["outcomes"].values() for g in o["generations"]]
+    assert gens and all(g["method"] == "mh" and g["fallback"] is None for g in gens)
+    assert s["cost_multiplier"] == round(s["tokens_generated"] / s["tokens_returned"], 4)
     assert (tmp_path / "checkpoints.sqlite").exists()
