@@ -278,3 +278,26 @@ def test_scheduling_property_every_task_accounted_for() -> None:
                     assert order.index(d) < order.index(t.id)
 
     check()
+
+
+async def test_flags_on_power_samples_every_generation_and_rollout_splits_requests() -> None:
+    on = {"POWER_SAMPLING_ENABLED": "1", "POWER_SAMPLING_SEED": "1"}
+    for layer in ("HTDAG", "SE_DARWIN"):  # the plan has writing/general tasks (htdag) and a code task (se_darwin)
+        on |= {f"POWER_SAMPLING_{layer}_ENABLED": "1", f"POWER_SAMPLING_{layer}_METHOD": "imh",
+               f"POWER_SAMPLING_{layer}_N_MCMC": "2"}  # fmt: skip
+    g = build_graph(ScriptedModel(responder), settings=Settings.from_env(on), routes=plain())
+    out = await g.ainvoke({"request": "Make a website"})
+    assert out["fallbacks"] == []
+    gens = [x for o in out["outcomes"].values() for x in o["generations"]]
+    assert len(gens) == 4 and {x["method"] for x in gens} == {"imh"}
+    s = out["summary"]
+    assert s["tokens_generated"] == 3 * s["tokens_returned"]  # 3 whole-sequence proposals each, as counted
+    half = Settings.from_env({**on, "POWER_SAMPLING_ROLLOUT_PERCENT": "50"})
+    g = build_graph(ScriptedModel(responder), settings=half, routes=plain())
+    sides = []
+    for rid in ("a", "b", "c", "d", "e", "f"):
+        out = await g.ainvoke({"request": "Make a website", "request_id": rid})
+        reasons = {f["reason"] for f in out["fallbacks"]}
+        assert reasons in (set(), {"rollout"})  # a request is wholly on one side
+        sides.append(bool(reasons))
+    assert True in sides and False in sides
