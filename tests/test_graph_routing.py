@@ -132,3 +132,16 @@ def test_rollout_is_deterministic_and_close_to_the_share() -> None:
     decisions = {i: power_decision(s, "htdag", i) for i in ids[:200]}
     assert {d[1] for d in decisions.values()} == {None, "rollout"}
     assert decisions == {i: power_decision(s, "htdag", i) for i in ids[:200]}
+
+
+def test_graph_and_planner_public_surfaces() -> None:
+    import genesis_ps.graph as graph
+    import genesis_ps.planners as planners
+
+    assert {"build_graph", "GraphContext", "GraphState", "RouteRegistry", "TaskOutcome", "register_route",
+            "GenerationPair", "ChatModelAdapter", "in_rollout"} <= set(graph.__all__)  # fmt: skip
+    assert {"decompose", "parse_dag", "ParseOutcome", "Decomposition", "Task", "TaskDAG",
+            "heuristic_decompose"} <= set(planners.__all__)  # fmt: skip
+    for mod in (graph, planners):
+        for name in mod.__all__:
+            assert hasattr(mod, name), name
