@@ -102,10 +102,10 @@ def build_graph(
     g.add_node("schedule", nodes.schedule)
     g.add_node(
         "execute",
-        nodes.execute,
+        nodes.execute,  # type: ignore[arg-type]  # langgraph's stubs miss (input, runtime) nodes with input_schema
         input_schema=TaskInput,
         retry_policy=retry,
-        timeout=timeout,  # type: ignore[arg-type]
+        timeout=timeout,
     )
     g.add_node("finish", nodes.finish)
     g.add_edge(START, "plan")
