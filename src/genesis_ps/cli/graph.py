@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"checkpoints: {path}  thread: {thread}", file=sys.stderr)
     try:
         state = asyncio.run(_run(args, settings, path, thread))
-    except (GenesisError, KeyboardInterrupt):
+    except (Exception, KeyboardInterrupt):  # any interruption: finished tasks are checkpointed
         if args.resume is not None or args.request is not None:
             print(
                 f"interrupted; continue with: genesis-ps run --resume {thread}"
