@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from genesis_ps.errors import ConfigError, GenesisError
+from genesis_ps.errors import ConfigError
 
 __all__ = ["checkpoint_path", "load_model", "register"]
 
