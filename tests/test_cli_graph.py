@@ -153,3 +153,11 @@ def test_end_to_end_run_on_the_embedded_model(tmp_path: Path) -> None:
     assert gens and all(g["method"] == "mh" and g["fallback"] is None for g in gens)
     assert s["cost_multiplier"] == round(s["tokens_generated"] / s["tokens_returned"], 4)
     assert (tmp_path / "checkpoints.sqlite").exists()
+
+
+def test_decompose_with_power_and_quality_tilt(scripted: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decompose", "Make a website", "--json", "--method", "imh", "--plan-lam", "1.5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    gen = out["generations"][0]
+    assert out["methods_used"] == ["imh"] and gen["fallback"] is None and gen["reward"] == pytest.approx(out["quality"])
+    assert out["cost_multiplier"] > 1.0  # several proposals were sampled per returned text (measured)

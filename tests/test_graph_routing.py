@@ -145,3 +145,24 @@ def test_graph_and_planner_public_surfaces() -> None:
     for mod in (graph, planners):
         for name in mod.__all__:
             assert hasattr(mod, name), name
+
+
+async def test_plan_quality_tilt_reaches_the_sampler() -> None:
+    import json
+
+    from genesis_ps.graph import build_graph
+    from genesis_ps.graph.routes import RouteRegistry
+
+    good = json.dumps({"tasks": [{"id": "1", "description": "Write the pages", "depends_on": []},
+                                 {"id": "2", "description": "Deploy the site", "depends_on": ["1"]}]})  # fmt: skip
+    on = Settings.from_env({**ON, "POWER_SAMPLING_HTDAG_METHOD": "imh", "POWER_SAMPLING_HTDAG_N_MCMC": "2"})
+    plain = RouteRegistry(builtin={})
+    out = await build_graph(ScriptedModel([good, "a", "b"]), settings=on, plan_lam=2.0, routes=plain).ainvoke(
+        {"request": "Make a website"}
+    )
+    assert out["plan"]["fallback"] is None and out["fallbacks"] == []
+    # the tilt reached the sampler: the plan's generation records the evaluator's reward of its text
+    gen = out["plan"]["generations"][0]
+    assert gen["method"] == "imh" and gen["reward"] == pytest.approx(out["plan"]["quality"])
+    with pytest.raises(ConfigError, match="plan_lam"):
+        build_graph(ScriptedModel(["x"]), settings=on, plan_lam=-1.0)

@@ -45,6 +45,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--max-depth", type=int, default=0, help="recursive decomposition depth (default 0)")
     p.add_argument("--plan-max-new-tokens", type=int, default=128, help="token limit of the decomposition (128)")
+    p.add_argument("--plan-lam", type=float, default=0.0,
+                   help="tilt the plan's power sampling by decomposition quality: p^alpha*exp(lam*q) (0)")  # fmt: skip
     p.add_argument("--temperature", type=float, default=0.3,
                    help="single-shot temperature (0.3; power sampling samples at 1/alpha instead)")  # fmt: skip
 
@@ -87,10 +89,18 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     rid = request_id_for(request)
     explicit = args.method is not None
 
+    tilt: dict[str, Any] = {}
+    if args.plan_lam:
+        from genesis_ps.evaluators.base import as_reward
+        from genesis_ps.evaluators.decomposition import DecompositionEvaluator
+
+        if not args.plan_lam > 0:
+            raise ConfigError("--plan-lam", f"must be > 0, got {args.plan_lam!r}")
+        tilt = {"reward": as_reward(DecompositionEvaluator(), {"request": request}), "lam": args.plan_lam}
+
     async def gen(prompt: Any, params: Any, power: bool) -> Any:
-        return await pair(
-            prompt, layer="htdag", params=params, power=(True if explicit else None) if power else False, request_id=rid
-        )
+        mode = (True if explicit else None) if power else False
+        return await pair(prompt, layer="htdag", params=params, power=mode, request_id=rid, sampler_kwargs=tilt)
 
     params = settings.layer("htdag").params.with_(max_new_tokens=args.plan_max_new_tokens, temperature=args.temperature)
     d = asyncio.run(
@@ -168,6 +178,7 @@ async def _run(args: argparse.Namespace, settings: Any, path: Path, thread: str)
             task_max_new_tokens=args.task_max_new_tokens,
             plan_max_new_tokens=args.plan_max_new_tokens,
             temperature=args.temperature,
+            plan_lam=args.plan_lam,
             planner_options={"max_depth": args.max_depth},
         )
         inp: dict[str, Any] | None = {"request": args.request}

@@ -48,6 +48,7 @@ def build_graph(
     plan_max_new_tokens: int = 192,
     task_max_new_tokens: int = 96,
     temperature: float | None = None,
+    plan_lam: float = 0.0,
     retry_policy: RetryPolicy | None = None,
     node_timeout_s: float | None = None,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -67,6 +68,8 @@ def build_graph(
       ``max_attempts``, ``max_total_tasks``, ``style``).
     - ``temperature``: single-shot temperature for the plan and the tasks (None keeps the layers'
       ``SamplerParams.temperature``, 1.0). Power sampling is unaffected (it samples at 1/α and targets p^α).
+    - ``plan_lam``: λ > 0 tilts the plan's power sampling by the decomposition quality evaluator
+      (target p^α·exp(λ·quality)).
     - ``retry_policy`` / ``node_timeout_s``: per-node policies for ``plan`` and ``execute``.
     """
     from genesis_ps.graph.chat import ChatModelAdapter
@@ -79,6 +82,8 @@ def build_graph(
             raise ConfigError(pname, f"must be an integer >= 1, got {value!r}")
     if temperature is not None:
         SamplerParams(temperature=temperature)  # validates: a finite number > 0
+    if isinstance(plan_lam, bool) or not isinstance(plan_lam, (int, float)) or not 0 <= plan_lam < float("inf"):
+        raise ConfigError("plan_lam", f"must be a finite number >= 0, got {plan_lam!r}")
     allowed = {"max_depth", "max_attempts", "max_total_tasks", "style", "instructions"}
     bad = set(planner_options or {}) - allowed
     if bad:
@@ -93,6 +98,7 @@ def build_graph(
         plan_max_new_tokens=plan_max_new_tokens,
         task_max_new_tokens=task_max_new_tokens,
         temperature=temperature,
+        plan_lam=float(plan_lam),
         sampler_kwargs=dict(sampler_kwargs or {}),
     )
     retry = retry_policy or default_retry_policy()

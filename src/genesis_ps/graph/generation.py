@@ -43,6 +43,8 @@ class GenState(TypedDict, total=False):
     power: bool | None
     """None: flags and rollout decide; False: single-shot (``disabled``); True: power-sample regardless."""
     spent_tokens: int
+    sampler_kwargs: dict[str, Any]
+    """Per-call additions to the pair's ``sampler_kwargs`` (e.g. a reward tilt for this generation)."""
     route: str
     reason: str | None
     error: str | None
@@ -83,7 +85,8 @@ def build_generation_graph(
             left = None if settings.budget_tokens is None else settings.budget_tokens - state.get("spent_tokens", 0)
             budget = Budget(max_tokens=None if left is None else max(1, left), max_requests=settings.budget_requests)
         try:
-            result = await power_sample(model, state["prompt"], state["params"], budget=budget, **kw)
+            extra = {**kw, **(state.get("sampler_kwargs") or {})}
+            result = await power_sample(model, state["prompt"], state["params"], budget=budget, **extra)
         except ConfigError:
             raise
         except Exception as exc:  # sampling raised: take the fallback edge, record why
@@ -141,7 +144,10 @@ class GenerationPair:
         power: bool | None = None,
         request_id: str = "",
         spent_tokens: int = 0,
+        sampler_kwargs: dict[str, Any] | None = None,
     ) -> GenerationResult:
+        """Generate once through the pair. ``sampler_kwargs`` (``reward``, ``lam``, ``evaluator``) apply to
+        this call's power sample only."""
         p = params or self.settings.layer(layer).params
         state: GenState = {
             "prompt": prompt,
@@ -150,6 +156,7 @@ class GenerationPair:
             "request_id": request_id,
             "power": power,
             "spent_tokens": spent_tokens,
+            "sampler_kwargs": dict(sampler_kwargs or {}),
         }
         out = await self.graph.ainvoke(state)
         result: GenerationResult = out["result"]

@@ -39,6 +39,7 @@ class Nodes:
     plan_max_new_tokens: int = 192
     task_max_new_tokens: int = 96
     temperature: float | None = None
+    plan_lam: float = 0.0
     sampler_kwargs: Mapping[str, Any] = field(default_factory=dict)
     _pairs: dict[int, GenerationPair] = field(default_factory=dict)
 
@@ -86,8 +87,16 @@ class Nodes:
         pair = self.pair(settings)
         self._emit(runtime, {"event": "plan_start", "request_id": rid})
 
+        tilt: dict[str, Any] = {}
+        if self.plan_lam > 0:  # tilt power sampling towards well-formed decompositions
+            from genesis_ps.evaluators.base import as_reward
+            from genesis_ps.evaluators.decomposition import DecompositionEvaluator
+
+            tilt = {"reward": as_reward(DecompositionEvaluator(), {"request": request}), "lam": self.plan_lam}
+
         async def gen(prompt: Prompt, params: SamplerParams, power: bool) -> GenerationResult:
-            return await pair(prompt, layer="htdag", params=params, power=None if power else False, request_id=rid)
+            return await pair(prompt, layer="htdag", params=params, power=None if power else False, request_id=rid,
+                              sampler_kwargs=tilt)  # fmt: skip
 
         params = settings.layer("htdag").params.with_(max_new_tokens=self.plan_max_new_tokens)
         if self.temperature is not None:

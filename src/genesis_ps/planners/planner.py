@@ -81,6 +81,7 @@ class Decomposition:
             "tokens_returned": self.tokens_returned,
             "generation_fallbacks": self.generation_fallbacks,
             "attempts": self.attempts,
+            "generations": [g.to_dict() for g in self.generations],
             "repairs": self.repairs,
             "depth_reached": self.depth_reached,
             "latency_s": round(self.latency_s, 3),
@@ -137,6 +138,8 @@ async def decompose(
     req = check_request(request)
     if model is None and generator is None:
         raise ConfigError("model", "decompose needs a model or a generator")
+    if generator is not None and lam:
+        raise ConfigError("lam", "a custom generator applies its own tilt; pass lam only with model=")
     for name, value, low in (
         ("max_attempts", max_attempts, 1),
         ("max_depth", max_depth, 0),
