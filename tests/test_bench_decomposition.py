@@ -19,23 +19,34 @@ GOLD = "Node:\n1: open the terminal\n2: list the files\n3: count the lines\nEdge
 
 
 def _record(i: int, task: str) -> dict[str, object]:
-    return {"id": f"r{i}", "source": "toy", "conversations": [
-        {"role": "system", "content": "You are a helpful task planner."}, {"role": "user", "content": task},
-        {"role": "assistant", "content": GOLD}]}  # fmt: skip
+    return {
+        "id": f"r{i}",
+        "source": "toy",
+        "conversations": [
+            {"role": "system", "content": "You are a helpful task planner."},
+            {"role": "user", "content": task},
+            {"role": "assistant", "content": GOLD},
+        ],
+    }
 
 
 @pytest.fixture
 def toy_data(tmp_path: Path) -> Path:
     d = tmp_path / "wb"
     d.mkdir()
-    recs = [_record(0, "count lines of the files"), _record(1, "count the files again"), {"id": "bad", "conversations": 3}]
+    recs = [
+        _record(0, "count lines of the files"),
+        _record(1, "count the files again"),
+        {"id": "bad", "conversations": 3},
+    ]
     (d / "toy.json").write_text(json.dumps(recs))
     return d
 
 
 def _cfg(data: Path, out: Path | None, methods: str = "single,greedy") -> DecompositionConfig:
-    return DecompositionConfig(data=str(data), limit=5, methods=parse_methods(methods), matcher="lexical",
-                               out=str(out) if out else None)  # fmt: skip
+    return DecompositionConfig(
+        data=str(data), limit=5, methods=parse_methods(methods), matcher="lexical", out=str(out) if out else None
+    )
 
 
 async def test_gold_answers_score_one_and_reports_are_written(toy_data: Path, tmp_path: Path) -> None:
@@ -62,8 +73,10 @@ async def test_unusable_output_scores_zero_and_is_recorded(toy_data: Path) -> No
 
 async def test_partial_credit_in_json_form(toy_data: Path) -> None:
     # two of three gold steps, in our JSON form: recall 2/3, precision 1
-    js = ('{"tasks": [{"id": "1", "description": "open the terminal", "depends_on": []}, '
-          '{"id": "2", "description": "list the files", "depends_on": ["1"]}]}')  # fmt: skip
+    js = (
+        '{"tasks": [{"id": "1", "description": "open the terminal", "depends_on": []}, '
+        '{"id": "2", "description": "list the files", "depends_on": ["1"]}]}'
+    )
     rep = await run_decomposition(_cfg(toy_data, None, "single"), ScriptedModel([js]))
     a = rep["methods"]["single"]
     assert a["f1_chain"]["mean"] == pytest.approx(0.8) and a["f1_graph"]["mean"] == pytest.approx(0.8)
@@ -103,9 +116,29 @@ def test_cli_smoke_on_embedded_model(tmp_path: Path, capsys: pytest.CaptureFixtu
     from genesis_ps.cli import main
 
     pytest.importorskip("transformers")
-    rc = main(["bench", "decomposition", "--data", str(DATA), "--domains", "os", "--limit", "2",
-               "--methods", "single,power-mh", "--n-mcmc", "1", "--block-size", "16", "--max-new-tokens", "32",
-               "--out", str(tmp_path), "--json"])  # fmt: skip
+    rc = main(
+        [
+            "bench",
+            "decomposition",
+            "--data",
+            str(DATA),
+            "--domains",
+            "os",
+            "--limit",
+            "2",
+            "--methods",
+            "single,power-mh",
+            "--n-mcmc",
+            "1",
+            "--block-size",
+            "16",
+            "--max-new-tokens",
+            "32",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
+    )
     assert rc == 0
     rep = json.loads(capsys.readouterr().out)
     assert set(rep["methods"]) == {"single", "power-mh"}

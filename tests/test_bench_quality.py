@@ -98,8 +98,9 @@ def test_smoke_on_embedded_model(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     from genesis_ps.providers.embedded import load_embedded
 
-    cfg = QualityConfig(n=2, seeds=2, out=str(tmp_path),
-                        params=SamplerParams(max_new_tokens=4, block_size=2, n_mcmc=1, n_particles=2))  # fmt: skip
+    cfg = QualityConfig(
+        n=2, seeds=2, out=str(tmp_path), params=SamplerParams(max_new_tokens=4, block_size=2, n_mcmc=1, n_particles=2)
+    )
     rep = asyncio.run(run_quality(cfg, load_embedded()))
     ms = rep["methods"]
     assert set(ms) == {"greedy", "single", "low-temp", "power-mh", "power-smc"}

@@ -24,7 +24,10 @@ from genesis_ps.errors import ConfigError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "worfbench"
 
-GOLD = "Node:\n1: go to the kitchen\n2: take the apple\n3: wash the apple\n4: eat the apple\nEdge: (START,1) (1,2) (2,3) (3,4) (4,END)"
+GOLD = (
+    "Node:\n1: go to the kitchen\n2: take the apple\n3: wash the apple\n4: eat the apple\n"
+    "Edge: (START,1) (1,2) (2,3) (3,4) (4,END)"
+)
 
 
 def identity(n: int) -> dict[int, int]:
@@ -161,10 +164,22 @@ def test_load_real_records_and_unknown_domain() -> None:
 
 
 def test_bad_records_are_counted_and_skipped(tmp_path: Path) -> None:
-    good = {"id": "g", "conversations": [{"from": "system", "value": "s"}, {"from": "user", "value": "do x"},
-                                          {"from": "assistant", "value": GOLD}]}
-    bad = [{"id": "b1", "conversations": []}, "not a record", {"id": "b3", "conversations": [
-        {"from": "user", "value": "y"}, {"from": "assistant", "value": "no workflow here"}]}]
+    good = {
+        "id": "g",
+        "conversations": [
+            {"from": "system", "value": "s"},
+            {"from": "user", "value": "do x"},
+            {"from": "assistant", "value": GOLD},
+        ],
+    }
+    bad = [
+        {"id": "b1", "conversations": []},
+        "not a record",
+        {
+            "id": "b3",
+            "conversations": [{"from": "user", "value": "y"}, {"from": "assistant", "value": "no workflow here"}],
+        },
+    ]
     (tmp_path / "dom.json").write_text(json.dumps([good, *bad]))
     rep = load_records(tmp_path)
     assert [r.id for r in rep.records] == ["g"]

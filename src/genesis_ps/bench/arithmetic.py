@@ -7,6 +7,7 @@ too: the embedded model scored far lower with it — see benchmarks/README.md.) 
 
 - ``add2``: two-digit + two-digit addition;
 - ``add12``: one-digit + two-digit addition;
+- ``add20``: addition of two numbers from 1 to 20;
 - ``sub2``: two-digit subtraction with a non-negative result.
 
 Which kind the quality benchmark uses by default, and why, is measured and written down in
@@ -22,9 +23,9 @@ import numpy as np
 
 from genesis_ps.errors import ConfigError
 
-__all__ = ["Problem", "KINDS", "make_problems", "extract_integer", "is_correct"]
+__all__ = ["KINDS", "Problem", "extract_integer", "is_correct", "make_problems"]
 
-KINDS = ("add2", "add12", "sub2")
+KINDS = ("add2", "add12", "sub2", "add20")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Problem:
 def _pair(rng: np.random.Generator, kind: str) -> tuple[str, int]:
     if kind == "add2":
         a, b = (int(x) for x in rng.integers(10, 100, size=2))
+        return f"{a} + {b}", a + b
+    if kind == "add20":
+        a, b = (int(x) for x in rng.integers(1, 21, size=2))
         return f"{a} + {b}", a + b
     if kind == "add12":
         a, b = int(rng.integers(1, 10)), int(rng.integers(10, 100))

@@ -27,7 +27,14 @@ from genesis_ps.errors import ConfigError, GenesisError
 from genesis_ps.sampling.params import SamplerParams
 from genesis_ps.sampling.protocol import TokenModel
 
-__all__ = ["DecompositionConfig", "run_decomposition", "score_prediction", "dag_to_workflow", "register", "default_data"]
+__all__ = [
+    "DecompositionConfig",
+    "dag_to_workflow",
+    "default_data",
+    "register",
+    "run_decomposition",
+    "score_prediction",
+]
 
 
 def default_data() -> Path | None:
@@ -67,10 +74,16 @@ def score_prediction(pred: Workflow | None, gold: Workflow, matcher: Any) -> dic
     from genesis_ps.bench.matching import match_nodes
 
     mapping = match_nodes(matcher.similarity(list(pred.nodes), list(gold.nodes)), matcher.threshold)
-    return {"chain": chain_scores(pred, gold, mapping), "graph": graph_scores(pred, gold, mapping), "matched": len(mapping)}
+    return {
+        "chain": chain_scores(pred, gold, mapping),
+        "graph": graph_scores(pred, gold, mapping),
+        "matched": len(mapping),
+    }
 
 
-async def _one(model: TokenModel, rec: Record, spec: MethodSpec, cfg: DecompositionConfig, seed: int, matcher: Any) -> dict[str, Any]:
+async def _one(
+    model: TokenModel, rec: Record, spec: MethodSpec, cfg: DecompositionConfig, seed: int, matcher: Any
+) -> dict[str, Any]:
     from genesis_ps.planners.planner import decompose
 
     params = cfg.params.with_(seed=seed)
@@ -79,8 +92,15 @@ async def _one(model: TokenModel, rec: Record, spec: MethodSpec, cfg: Decomposit
         return await run_method(model, prompt, spec, p)
 
     t0 = time.perf_counter()
-    d = await decompose(rec.task, generator=gen, params=params, method=spec.sampler, style="worfbench",
-                        instructions=rec.system or None, max_attempts=cfg.max_attempts)  # fmt: skip
+    d = await decompose(
+        rec.task,
+        generator=gen,
+        params=params,
+        method=spec.sampler,
+        style="worfbench",
+        instructions=rec.system or None,
+        max_attempts=cfg.max_attempts,
+    )
     pred = dag_to_workflow(d.dag) if d.fallback is None else None
     s = score_prediction(pred, rec.gold, matcher)
     last = d.generations[-1].text if d.generations else ""
@@ -90,19 +110,32 @@ async def _one(model: TokenModel, rec: Record, spec: MethodSpec, cfg: Decomposit
     except ValueError:
         strict = False
     return {
-        "id": rec.id, "domain": rec.domain, "method": spec.name, "seed": seed,
-        "parse_ok": d.fallback is None, "valid": pred is not None and pred.valid, "strict_worfbench_parse": strict,
+        "id": rec.id,
+        "domain": rec.domain,
+        "method": spec.name,
+        "seed": seed,
+        "parse_ok": d.fallback is None,
+        "valid": pred is not None and pred.valid,
+        "strict_worfbench_parse": strict,
         "form": next((a.get("form") for a in reversed(d.attempts) if "form" in a), None),
-        "fallback": d.fallback, "generation_fallbacks": d.generation_fallbacks,
-        "f1_chain": s["chain"]["f1"], "f1_graph": s["graph"]["f1"], "chain": s["chain"], "graph": s["graph"],
-        "matched": s["matched"], "pred_nodes": len(pred.nodes) if pred else 0, "gold_nodes": len(rec.gold.nodes),
+        "fallback": d.fallback,
+        "generation_fallbacks": d.generation_fallbacks,
+        "f1_chain": s["chain"]["f1"],
+        "f1_graph": s["graph"]["f1"],
+        "chain": s["chain"],
+        "graph": s["graph"],
+        "matched": s["matched"],
+        "pred_nodes": len(pred.nodes) if pred else 0,
+        "gold_nodes": len(rec.gold.nodes),
         # the evaluator scores unusable model output 0; the heuristic fallback DAG is not the model's work
         "quality": 0.0 if d.fallback else (None if d.quality is None else d.quality.value),
-        "tokens_generated": d.tokens_generated, "tokens_returned": d.tokens_returned,
-        "cost_multiplier": d.cost_multiplier, "latency_s": time.perf_counter() - t0,
+        "tokens_generated": d.tokens_generated,
+        "tokens_returned": d.tokens_returned,
+        "cost_multiplier": d.cost_multiplier,
+        "latency_s": time.perf_counter() - t0,
         "acceptance_rate": next((g.acceptance_rate for g in d.generations if g.acceptance_rate is not None), None),
         "text": last,
-    }  # fmt: skip
+    }
 
 
 async def run_decomposition(cfg: DecompositionConfig, model: TokenModel) -> dict[str, Any]:
@@ -128,9 +161,10 @@ async def run_decomposition(cfg: DecompositionConfig, model: TokenModel) -> dict
     out_dir = Path(cfg.out) if cfg.out else None
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    with JsonlWriter(out_dir / "rows.jsonl" if out_dir else None) as sink, progress(
-        len(records) * len(cfg.methods), "decomposition", enabled=cfg.progress
-    ) as advance:
+    with (
+        JsonlWriter(out_dir / "rows.jsonl" if out_dir else None) as sink,
+        progress(len(records) * len(cfg.methods), "decomposition", enabled=cfg.progress) as advance,
+    ):
         for i, rec in enumerate(records):
             seed = cfg.seed * 100_003 + i
             for spec in cfg.methods:
@@ -149,13 +183,24 @@ async def run_decomposition(cfg: DecompositionConfig, model: TokenModel) -> dict
                 advance(1, f"{spec.name} f1_graph={row['f1_graph']:.2f}")
     report = summarise(rows, [m.name for m in cfg.methods], errors=errors, skipped=skipped)
     report["config"] = {
-        "data": str(cfg.data), "domains": cfg.domains, "limit_per_domain": cfg.limit,
-        "methods": [m.name for m in cfg.methods], "alpha": cfg.params.alpha, "n_mcmc": cfg.params.n_mcmc,
-        "block_size": cfg.params.block_size, "n_particles": cfg.params.n_particles,
-        "max_new_tokens": cfg.params.max_new_tokens, "max_attempts": cfg.max_attempts, "seed": cfg.seed,
-        "matcher": matcher.name, "match_threshold": matcher.threshold, "matcher_note": matcher_note,
-        "provider": model.provider, "model": model.model, "command": cfg.command,
-    }  # fmt: skip
+        "data": str(cfg.data),
+        "domains": cfg.domains,
+        "limit_per_domain": cfg.limit,
+        "methods": [m.name for m in cfg.methods],
+        "alpha": cfg.params.alpha,
+        "n_mcmc": cfg.params.n_mcmc,
+        "block_size": cfg.params.block_size,
+        "n_particles": cfg.params.n_particles,
+        "max_new_tokens": cfg.params.max_new_tokens,
+        "max_attempts": cfg.max_attempts,
+        "seed": cfg.seed,
+        "matcher": matcher.name,
+        "match_threshold": matcher.threshold,
+        "matcher_note": matcher_note,
+        "provider": model.provider,
+        "model": model.model,
+        "command": cfg.command,
+    }
     if out_dir is not None:
         report["files"] = write_reports(report, out_dir)
     return report
@@ -165,7 +210,9 @@ def register(sub: Any) -> None:
     from genesis_ps.cli.bench import add_common
 
     p = sub.add_parser("decomposition", help="WorFBench workflow generation: f1_chain / f1_graph per method")
-    p.add_argument("--data", default=None, help="WorFBench directory or JSON file (default ../shared/benchmarks/worfbench)")
+    p.add_argument(
+        "--data", default=None, help="WorFBench directory or JSON file (default ../shared/benchmarks/worfbench)"
+    )
     p.add_argument("--domains", default=None, help="comma-separated domains (default: all in --data)")
     p.add_argument("--limit", type=int, default=5, help="records per domain (default 5)")
     p.add_argument("--methods", default="single,power-mh", help="greedy,single,low-temp,power-mh,power-smc,power-imh")
@@ -188,14 +235,27 @@ def _main(args: argparse.Namespace) -> int:
     data = args.data or default_data()
     if data is None:
         raise ConfigError("data", "no --data given and ../shared/benchmarks/worfbench does not exist here")
-    params = SamplerParams(alpha=args.alpha, n_mcmc=args.n_mcmc, block_size=args.block_size,
-                           n_particles=args.particles, max_new_tokens=args.max_new_tokens)  # fmt: skip
+    params = SamplerParams(
+        alpha=args.alpha,
+        n_mcmc=args.n_mcmc,
+        block_size=args.block_size,
+        n_particles=args.particles,
+        max_new_tokens=args.max_new_tokens,
+    )
     cfg = DecompositionConfig(
-        data=str(data), domains=[d.strip() for d in args.domains.split(",") if d.strip()] if args.domains else None,
-        limit=args.limit, methods=parse_methods(args.methods), params=params, matcher=args.matcher,
-        match_threshold=args.match_threshold, max_attempts=args.max_attempts, seed=args.seed, out=args.out,
-        progress=not args.json, command="genesis-ps " + " ".join(sys.argv[1:]),
-    )  # fmt: skip
+        data=str(data),
+        domains=[d.strip() for d in args.domains.split(",") if d.strip()] if args.domains else None,
+        limit=args.limit,
+        methods=parse_methods(args.methods),
+        params=params,
+        matcher=args.matcher,
+        match_threshold=args.match_threshold,
+        max_attempts=args.max_attempts,
+        seed=args.seed,
+        out=args.out,
+        progress=not args.json,
+        command="genesis-ps " + " ".join(sys.argv[1:]),
+    )
     if cfg.limit is not None and cfg.limit < 1:
         raise ConfigError("limit", f"must be >= 1, got {cfg.limit}")
     from genesis_ps.providers.registry import build_model

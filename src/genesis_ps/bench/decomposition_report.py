@@ -10,7 +10,7 @@ from typing import Any
 from genesis_ps.bench.report import bar_plot, fmt, machine_info, markdown_table, now_utc, scatter_plot, write_json
 from genesis_ps.bench.stats import mean_ci, paired_compare
 
-__all__ = ["summarise", "markdown", "write_reports", "COMPARED_METRICS"]
+__all__ = ["COMPARED_METRICS", "markdown", "summarise", "write_reports"]
 
 COMPARED_METRICS = ("f1_chain", "f1_graph", "quality")
 
@@ -49,7 +49,8 @@ def summarise(
     by_method = {m: [r for r in rows if r["method"] == m] for m in methods}
     domains = sorted({r["domain"] for r in rows})
     per_domain = {
-        d: {m: _aggregate([r for r in by_method[m] if r["domain"] == d]) for m in methods if by_method[m]} for d in domains
+        d: {m: _aggregate([r for r in by_method[m] if r["domain"] == d]) for m in methods if by_method[m]}
+        for d in domains
     }
     comparisons = []
     base = methods[0] if methods else None
@@ -87,34 +88,86 @@ def markdown(report: dict[str, Any]) -> str:
             "",
         ]
     m = report.get("machine", {})
-    lines += [f"Machine: {m.get('platform')}, {m.get('cpu_count')} CPUs, GPU: {m.get('gpu') or 'none'}; "
-              f"created {report.get('created_utc')}", ""]  # fmt: skip
+    lines += [
+        f"Machine: {m.get('platform')}, {m.get('cpu_count')} CPUs, GPU: {m.get('gpu') or 'none'}; "
+        f"created {report.get('created_utc')}",
+        "",
+    ]
     rows = []
     for name, a in report["methods"].items():
-        rows.append([
-            name, a["n"], a["parse_rate"], a["valid_rate"],
-            f"{fmt(a['f1_chain']['mean'])} [{fmt(a['f1_chain']['ci_low'])}, {fmt(a['f1_chain']['ci_high'])}]",
-            f"{fmt(a['f1_graph']['mean'])} [{fmt(a['f1_graph']['ci_low'])}, {fmt(a['f1_graph']['ci_high'])}]",
-            a["quality"], fmt(a["tokens_generated_mean"], 1), fmt(a["cost_multiplier"], 2),
-            fmt(a["latency_s_mean"], 1), a["power_fallbacks"],
-        ])  # fmt: skip
-    lines += ["## Per method", "", markdown_table(
-        ["method", "n", "parse", "valid DAG", "f1_chain [95% CI]", "f1_graph [95% CI]", "quality", "tokens gen.",
-         "cost ×", "latency s", "fallbacks"], rows), ""]  # fmt: skip
+        rows.append(
+            [
+                name,
+                a["n"],
+                a["parse_rate"],
+                a["valid_rate"],
+                f"{fmt(a['f1_chain']['mean'])} [{fmt(a['f1_chain']['ci_low'])}, {fmt(a['f1_chain']['ci_high'])}]",
+                f"{fmt(a['f1_graph']['mean'])} [{fmt(a['f1_graph']['ci_low'])}, {fmt(a['f1_graph']['ci_high'])}]",
+                a["quality"],
+                fmt(a["tokens_generated_mean"], 1),
+                fmt(a["cost_multiplier"], 2),
+                fmt(a["latency_s_mean"], 1),
+                a["power_fallbacks"],
+            ]
+        )
+    lines += [
+        "## Per method",
+        "",
+        markdown_table(
+            [
+                "method",
+                "n",
+                "parse",
+                "valid DAG",
+                "f1_chain [95% CI]",
+                "f1_graph [95% CI]",
+                "quality",
+                "tokens gen.",
+                "cost ×",
+                "latency s",
+                "fallbacks",
+            ],
+            rows,
+        ),
+        "",
+    ]
     if report["comparisons"]:
-        crow = [[c["b"] + " − " + c["a"], c["metric"], c["n"], c["mean_diff"], f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
-                 c["p_wilcoxon"], c["p_permutation"]] for c in report["comparisons"]]  # fmt: skip
-        lines += ["## Paired comparisons (same records)", "",
-                  markdown_table(["difference", "metric", "n", "mean", "bootstrap 95% CI", "p (Wilcoxon)", "p (perm.)"], crow),
-                  ""]  # fmt: skip
+        crow = [
+            [
+                c["b"] + " − " + c["a"],
+                c["metric"],
+                c["n"],
+                c["mean_diff"],
+                f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
+                c["p_wilcoxon"],
+                c["p_permutation"],
+            ]
+            for c in report["comparisons"]
+        ]
+        lines += [
+            "## Paired comparisons (same records)",
+            "",
+            markdown_table(
+                ["difference", "metric", "n", "mean", "bootstrap 95% CI", "p (Wilcoxon)", "p (perm.)"], crow
+            ),
+            "",
+        ]
     drow = []
     for d, ms in report["per_domain"].items():
         for name, a in ms.items():
             drow.append([d, name, a["n"], a["parse_rate"], a["f1_chain"]["mean"], a["f1_graph"]["mean"], a["quality"]])
-    lines += ["## Per domain", "", markdown_table(["domain", "method", "n", "parse", "f1_chain", "f1_graph", "quality"], drow), ""]
+    lines += [
+        "## Per domain",
+        "",
+        markdown_table(["domain", "method", "n", "parse", "f1_chain", "f1_graph", "quality"], drow),
+        "",
+    ]
     if report.get("errors") or report.get("skipped_records"):
-        lines += [f"Errors: {len(report.get('errors', []))}; skipped records: {len(report.get('skipped_records', []))} "
-                  "(reasons in report.json).", ""]  # fmt: skip
+        lines += [
+            f"Errors: {len(report.get('errors', []))}; skipped records: {len(report.get('skipped_records', []))} "
+            "(reasons in report.json).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -124,13 +177,31 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> list[str]:
     files = [write_json(out / "report.json", {k: v for k, v in report.items() if k != "rows"})]
     (out / "report.md").write_text(markdown(report) + "\n", encoding="utf-8")
     files.append(out / "report.md")
-    pts = [(n, a["cost_multiplier"], a["f1_graph"]["mean"], a["f1_graph"]["ci_low"], a["f1_graph"]["ci_high"])
-           for n, a in report["methods"].items()]  # fmt: skip
-    files.append(scatter_plot(out / "quality_vs_cost.png", pts, xlabel="measured cost multiplier (tokens generated / returned)",
-                              ylabel="f1_graph (mean, 95% CI)", title="WorFBench: quality vs cost per method"))  # fmt: skip
+    pts = [
+        (n, a["cost_multiplier"], a["f1_graph"]["mean"], a["f1_graph"]["ci_low"], a["f1_graph"]["ci_high"])
+        for n, a in report["methods"].items()
+    ]
+    files.append(
+        scatter_plot(
+            out / "quality_vs_cost.png",
+            pts,
+            xlabel="measured cost multiplier (tokens generated / returned)",
+            ylabel="f1_graph (mean, 95% CI)",
+            title="WorFBench: quality vs cost per method",
+        )
+    )
     domains = list(report["per_domain"])
-    series = {n: [report["per_domain"][d].get(n, {}).get("f1_chain", {}).get("mean", math.nan) for d in domains]
-              for n in report["methods"]}  # fmt: skip
-    files.append(bar_plot(out / "per_domain.png", domains, series, ylabel="f1_chain (mean)",
-                          title="WorFBench f1_chain per domain and method"))  # fmt: skip
+    series = {
+        n: [report["per_domain"][d].get(n, {}).get("f1_chain", {}).get("mean", math.nan) for d in domains]
+        for n in report["methods"]
+    }
+    files.append(
+        bar_plot(
+            out / "per_domain.png",
+            domains,
+            series,
+            ylabel="f1_chain (mean)",
+            title="WorFBench f1_chain per domain and method",
+        )
+    )
     return [str(f) for f in files]

@@ -26,13 +26,13 @@ import numpy as np
 from genesis_ps.errors import ConfigError, ModelNotAvailableError
 
 __all__ = [
-    "Matcher",
+    "MATCHERS",
     "EmbeddingMatcher",
     "LexicalMatcher",
-    "match_nodes",
-    "get_matcher",
-    "MATCHERS",
+    "Matcher",
     "embedding_model_dir",
+    "get_matcher",
+    "match_nodes",
 ]
 
 MATCHERS = ("embedding", "lexical")

@@ -15,7 +15,7 @@ from pathlib import Path
 from genesis_ps.errors import ConfigError
 from genesis_ps.sampling.protocol import Prompt
 
-__all__ = ["MathProblem", "load_math500", "math_prompt", "check_answer", "default_math500"]
+__all__ = ["MathProblem", "check_answer", "default_math500", "load_math500", "math_prompt"]
 
 INSTRUCTION = "Solve the problem step by step, then give the final answer as \\boxed{answer}."
 
@@ -47,11 +47,18 @@ def load_math500(path: str | Path, *, n: int | None = None, offset: int = 0) -> 
     for k, item in enumerate(data[offset:], start=offset):
         if n is not None and len(out) >= n:
             break
-        if not isinstance(item, dict) or not isinstance(item.get("prompt", item.get("problem")), str) \
-                or not isinstance(item.get("answer"), str):  # fmt: skip
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("prompt", item.get("problem")), str)
+            or not isinstance(item.get("answer"), str)
+        ):
             skipped.append(f"record {k}: needs string 'prompt' (or 'problem') and 'answer'")
             continue
-        out.append(MathProblem(id=str(item.get("id", k)), question=item.get("prompt", item.get("problem")), answer=item["answer"]))
+        out.append(
+            MathProblem(
+                id=str(item.get("id", k)), question=item.get("prompt", item.get("problem")), answer=item["answer"]
+            )
+        )
     return out, skipped
 
 

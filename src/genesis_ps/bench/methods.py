@@ -17,7 +17,7 @@ from genesis_ps.sampling.params import SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 
-__all__ = ["MethodSpec", "METHOD_NAMES", "parse_methods", "run_method", "check_capabilities"]
+__all__ = ["METHOD_NAMES", "MethodSpec", "check_capabilities", "parse_methods", "run_method"]
 
 
 @dataclass(frozen=True)

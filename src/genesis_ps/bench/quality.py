@@ -30,7 +30,7 @@ from genesis_ps.errors import ConfigError, GenesisError
 from genesis_ps.sampling.params import SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 
-__all__ = ["QualityConfig", "Item", "build_items", "run_quality", "register"]
+__all__ = ["Item", "QualityConfig", "build_items", "register", "run_quality"]
 
 TASKS = ("arithmetic", "math500")
 
@@ -52,8 +52,12 @@ class QualityConfig:
     kind: str = "add2"
     shots: int = 3
     data: str | None = None
-    methods: list[MethodSpec] = field(default_factory=lambda: parse_methods("greedy,single,low-temp,power-mh,power-smc"))
-    params: SamplerParams = field(default_factory=lambda: SamplerParams(max_new_tokens=8, block_size=4, n_mcmc=4, n_particles=4))
+    methods: list[MethodSpec] = field(
+        default_factory=lambda: parse_methods("greedy,single,low-temp,power-mh,power-smc")
+    )
+    params: SamplerParams = field(
+        default_factory=lambda: SamplerParams(max_new_tokens=8, block_size=4, n_mcmc=4, n_particles=4)
+    )
     seeds: int = 1
     seed: int = 0
     out: str | None = None
@@ -98,12 +102,23 @@ async def _one(model: TokenModel, item: Item, spec: MethodSpec, params: SamplerP
     wall = time.perf_counter() - t0
     ok, extracted = item.check(r.text)
     return {
-        "id": item.id, "method": spec.name, "seed_index": k, "seed": params.seed, "correct": bool(ok),
-        "extracted": extracted, "answer": item.answer, "text": r.text, "logp_sum": r.logp_sum,
-        "tokens_returned": r.tokens_returned, "tokens_generated": r.tokens_generated,
+        "id": item.id,
+        "method": spec.name,
+        "seed_index": k,
+        "seed": params.seed,
+        "correct": bool(ok),
+        "extracted": extracted,
+        "answer": item.answer,
+        "text": r.text,
+        "logp_sum": r.logp_sum,
+        "tokens_returned": r.tokens_returned,
+        "tokens_generated": r.tokens_generated,
         "loglik_per_token": (r.logp_sum / r.tokens_returned) if r.logp_sum is not None and r.tokens_returned else None,
-        "wall_s": wall, "fallback": r.fallback, "method_ran": r.method, "acceptance_rate": r.acceptance_rate,
-    }  # fmt: skip
+        "wall_s": wall,
+        "fallback": r.fallback,
+        "method_ran": r.method,
+        "acceptance_rate": r.acceptance_rate,
+    }
 
 
 async def run_quality(cfg: QualityConfig, model: TokenModel) -> dict[str, Any]:
@@ -117,9 +132,10 @@ async def run_quality(cfg: QualityConfig, model: TokenModel) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     runs = [(spec, k) for spec in cfg.methods for k in range(1 if spec.name == "greedy" else cfg.seeds)]
-    with JsonlWriter(out_dir / "rows.jsonl" if out_dir else None) as sink, progress(
-        len(items) * len(runs), f"quality ({cfg.task})", enabled=cfg.progress
-    ) as advance:
+    with (
+        JsonlWriter(out_dir / "rows.jsonl" if out_dir else None) as sink,
+        progress(len(items) * len(runs), f"quality ({cfg.task})", enabled=cfg.progress) as advance,
+    ):
         for i, item in enumerate(items):
             for spec, k in runs:
                 params = cfg.params.with_(seed=(cfg.seed * 1_000_003 + i) * 101 + k)
@@ -139,12 +155,22 @@ async def run_quality(cfg: QualityConfig, model: TokenModel) -> dict[str, Any]:
     report = summarise(rows, [m.name for m in cfg.methods], n_items=len(items), seeds=cfg.seeds, errors=errors)
     report["skipped_records"] = skipped
     report["config"] = {
-        "task": cfg.task, "n": len(items), "kind": cfg.kind if cfg.task == "arithmetic" else None,
-        "shots": cfg.shots if cfg.task == "arithmetic" else None, "methods": [m.name for m in cfg.methods],
-        "alpha": cfg.params.alpha, "n_mcmc": cfg.params.n_mcmc, "block_size": cfg.params.block_size,
-        "n_particles": cfg.params.n_particles, "max_new_tokens": cfg.params.max_new_tokens, "seeds": cfg.seeds,
-        "seed": cfg.seed, "provider": model.provider, "model": model.model, "command": cfg.command,
-    }  # fmt: skip
+        "task": cfg.task,
+        "n": len(items),
+        "kind": cfg.kind if cfg.task == "arithmetic" else None,
+        "shots": cfg.shots if cfg.task == "arithmetic" else None,
+        "methods": [m.name for m in cfg.methods],
+        "alpha": cfg.params.alpha,
+        "n_mcmc": cfg.params.n_mcmc,
+        "block_size": cfg.params.block_size,
+        "n_particles": cfg.params.n_particles,
+        "max_new_tokens": cfg.params.max_new_tokens,
+        "seeds": cfg.seeds,
+        "seed": cfg.seed,
+        "provider": model.provider,
+        "model": model.model,
+        "command": cfg.command,
+    }
     if out_dir is not None:
         report["files"] = write_reports(report, out_dir)
     return report
@@ -176,13 +202,26 @@ def register(sub: Any) -> None:
 def _main(args: argparse.Namespace) -> int:
     arith = args.task == "arithmetic"
     params = SamplerParams(
-        alpha=args.alpha, n_mcmc=args.n_mcmc, n_particles=args.particles,
+        alpha=args.alpha,
+        n_mcmc=args.n_mcmc,
+        n_particles=args.particles,
         max_new_tokens=args.max_new_tokens or (8 if arith else 1024),
         block_size=args.block_size or (4 if arith else 64),
-    )  # fmt: skip
-    cfg = QualityConfig(task=args.task, n=args.n, kind=args.kind, shots=args.shots, data=args.data,
-                        methods=parse_methods(args.methods), params=params, seeds=args.seeds, seed=args.seed,
-                        out=args.out, progress=not args.json, command="genesis-ps " + " ".join(sys.argv[1:]))  # fmt: skip
+    )
+    cfg = QualityConfig(
+        task=args.task,
+        n=args.n,
+        kind=args.kind,
+        shots=args.shots,
+        data=args.data,
+        methods=parse_methods(args.methods),
+        params=params,
+        seeds=args.seeds,
+        seed=args.seed,
+        out=args.out,
+        progress=not args.json,
+        command="genesis-ps " + " ".join(sys.argv[1:]),
+    )
     build_items(cfg)  # validates the task options before the model loads
     from genesis_ps.providers.registry import build_model
 

@@ -10,7 +10,7 @@ from typing import Any
 from genesis_ps.bench.report import bar_plot, fmt, machine_info, markdown_table, now_utc, scatter_plot, write_json
 from genesis_ps.bench.stats import paired_compare, wilson_interval
 
-__all__ = ["summarise", "markdown", "write_reports"]
+__all__ = ["markdown", "summarise", "write_reports"]
 
 
 def _mean(xs: Sequence[float | None]) -> float:
@@ -35,19 +35,25 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     tg = sum(r["tokens_generated"] for r in rows)
     tr = sum(r["tokens_returned"] for r in rows)
     return {
-        "n_items": len(items), "n_samples": len(rows), "samples_per_item": len(rows) / max(len(items), 1),
-        "accuracy": c0 / len(first) if first else math.nan, "accuracy_ci": [lo, hi],
+        "n_items": len(items),
+        "n_samples": len(rows),
+        "samples_per_item": len(rows) / max(len(items), 1),
+        "accuracy": c0 / len(first) if first else math.nan,
+        "accuracy_ci": [lo, hi],
         "mean_accuracy_all_seeds": _mean([float(r["correct"]) for r in rows]),
-        "pass_at_k": passk / len(items) if items else math.nan, "pass_at_k_ci": [plo, phi],
-        "distinct_answers_per_item": _mean([float(len({r["extracted"] for r in rs if r["extracted"] is not None}))
-                                            for rs in items.values()]),
+        "pass_at_k": passk / len(items) if items else math.nan,
+        "pass_at_k_ci": [plo, phi],
+        "distinct_answers_per_item": _mean(
+            [float(len({r["extracted"] for r in rs if r["extracted"] is not None})) for rs in items.values()]
+        ),
         "loglik_per_token": _mean([r["loglik_per_token"] for r in rows]),
         "tokens_generated_mean": tg / len(rows) if rows else math.nan,
         "cost_multiplier": tg / max(tr, 1),
-        "wall_s_total": sum(r["wall_s"] for r in rows), "wall_s_mean": _mean([r["wall_s"] for r in rows]),
+        "wall_s_total": sum(r["wall_s"] for r in rows),
+        "wall_s_mean": _mean([r["wall_s"] for r in rows]),
         "fallbacks": sum(1 for r in rows if r["fallback"]),
         "acceptance_rate_mean": _mean([r.get("acceptance_rate") for r in rows]),
-    }  # fmt: skip
+    }
 
 
 def summarise(
@@ -69,15 +75,26 @@ def summarise(
         }
         for name, f in metrics.items():
             pairs = [(f(bi[i]), f(mi[i])) for i in ids]
-            pairs = [(a, b) for a, b in pairs if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
-            comparisons.append(paired_compare([a for a, _ in pairs], [b for _, b in pairs], name_a=base, name_b=m,
-                                              metric=name).to_dict())  # fmt: skip
+            pairs = [
+                (a, b) for a, b in pairs if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
+            ]
+            comparisons.append(
+                paired_compare(
+                    [a for a, _ in pairs], [b for _, b in pairs], name_a=base, name_b=m, metric=name
+                ).to_dict()
+            )
     return {
-        "benchmark": "quality", "created_utc": now_utc(), "machine": machine_info(), "n_items": n_items,
-        "seeds": seeds, "baseline": base,
+        "benchmark": "quality",
+        "created_utc": now_utc(),
+        "machine": machine_info(),
+        "n_items": n_items,
+        "seeds": seeds,
+        "baseline": base,
         "methods": {m: _aggregate(by_method[m]) for m in methods if by_method[m]},
-        "comparisons": comparisons, "errors": errors, "rows": rows,
-    }  # fmt: skip
+        "comparisons": comparisons,
+        "errors": errors,
+        "rows": rows,
+    }
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -85,30 +102,79 @@ def markdown(report: dict[str, Any]) -> str:
     k = report.get("seeds", 1)
     lines = [f"# Sampling quality benchmark — task {cfg.get('task')} — {cfg.get('provider')}/{cfg.get('model')}", ""]
     if cfg:
-        lines += [f"Command: `{cfg.get('command')}`  ",
-                  f"n = {cfg.get('n')} problems ({cfg.get('kind') or ''}, {cfg.get('shots') or 0}-shot), α = {cfg.get('alpha')}, "
-                  f"max new tokens = {cfg.get('max_new_tokens')}, MH steps/block = {cfg.get('n_mcmc')}, "
-                  f"block = {cfg.get('block_size')}, particles = {cfg.get('n_particles')}, seeds = {k}", ""]  # fmt: skip
+        lines += [
+            f"Command: `{cfg.get('command')}`  ",
+            f"n = {cfg.get('n')} problems ({cfg.get('kind') or ''}, {cfg.get('shots') or 0}-shot), "
+            f"α = {cfg.get('alpha')}, "
+            f"max new tokens = {cfg.get('max_new_tokens')}, MH steps/block = {cfg.get('n_mcmc')}, "
+            f"block = {cfg.get('block_size')}, particles = {cfg.get('n_particles')}, seeds = {k}",
+            "",
+        ]
     m = report.get("machine", {})
-    lines += [f"Machine: {m.get('platform')}, {m.get('cpu_count')} CPUs, GPU: {m.get('gpu') or 'none'}; "
-              f"created {report.get('created_utc')}", ""]  # fmt: skip
+    lines += [
+        f"Machine: {m.get('platform')}, {m.get('cpu_count')} CPUs, GPU: {m.get('gpu') or 'none'}; "
+        f"created {report.get('created_utc')}",
+        "",
+    ]
     rows = []
     for name, a in report["methods"].items():
-        rows.append([
-            name, f"{fmt(a['accuracy'])} [{fmt(a['accuracy_ci'][0])}, {fmt(a['accuracy_ci'][1])}]",
-            a["mean_accuracy_all_seeds"], a["pass_at_k"], fmt(a["samples_per_item"], 0), a["distinct_answers_per_item"],
-            a["loglik_per_token"], fmt(a["tokens_generated_mean"], 1), fmt(a["cost_multiplier"], 2),
-            fmt(a["wall_s_total"], 1), a["fallbacks"],
-        ])  # fmt: skip
-    lines += ["## Per method", "", markdown_table(
-        ["method", "accuracy (seed 0) [Wilson 95%]", "mean acc.", f"pass@{k}", "samples/item", "distinct answers",
-         "log-lik/token", "tokens gen.", "cost ×", "wall s", "fallbacks"], rows), ""]  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"{fmt(a['accuracy'])} [{fmt(a['accuracy_ci'][0])}, {fmt(a['accuracy_ci'][1])}]",
+                a["mean_accuracy_all_seeds"],
+                a["pass_at_k"],
+                fmt(a["samples_per_item"], 0),
+                a["distinct_answers_per_item"],
+                a["loglik_per_token"],
+                fmt(a["tokens_generated_mean"], 1),
+                fmt(a["cost_multiplier"], 2),
+                fmt(a["wall_s_total"], 1),
+                a["fallbacks"],
+            ]
+        )
+    lines += [
+        "## Per method",
+        "",
+        markdown_table(
+            [
+                "method",
+                "accuracy (seed 0) [Wilson 95%]",
+                "mean acc.",
+                f"pass@{k}",
+                "samples/item",
+                "distinct answers",
+                "log-lik/token",
+                "tokens gen.",
+                "cost ×",
+                "wall s",
+                "fallbacks",
+            ],
+            rows,
+        ),
+        "",
+    ]
     if report["comparisons"]:
-        crow = [[c["b"] + " − " + c["a"], c["metric"], c["n"], c["mean_diff"], f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
-                 c["p_wilcoxon"], c["p_permutation"]] for c in report["comparisons"]]  # fmt: skip
-        lines += [f"## Paired differences against {report.get('baseline')} (same problems)", "",
-                  markdown_table(["difference", "metric", "n", "mean", "bootstrap 95% CI", "p (Wilcoxon)", "p (perm.)"], crow),
-                  ""]  # fmt: skip
+        crow = [
+            [
+                c["b"] + " − " + c["a"],
+                c["metric"],
+                c["n"],
+                c["mean_diff"],
+                f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
+                c["p_wilcoxon"],
+                c["p_permutation"],
+            ]
+            for c in report["comparisons"]
+        ]
+        lines += [
+            f"## Paired differences against {report.get('baseline')} (same problems)",
+            "",
+            markdown_table(
+                ["difference", "metric", "n", "mean", "bootstrap 95% CI", "p (Wilcoxon)", "p (perm.)"], crow
+            ),
+            "",
+        ]
     if report.get("errors"):
         lines += [f"Errors: {len(report['errors'])} (in report.json).", ""]
     return "\n".join(lines)
@@ -122,12 +188,22 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> list[str]:
     files.append(out / "report.md")
     ms = report["methods"]
     pts = [(n, a["cost_multiplier"], a["accuracy"], a["accuracy_ci"][0], a["accuracy_ci"][1]) for n, a in ms.items()]
-    files.append(scatter_plot(out / "accuracy_vs_cost.png", pts, xlabel="measured cost multiplier (tokens generated / returned)",
-                              ylabel="accuracy, seed 0 (Wilson 95% CI)",
-                              title=f"{report.get('config', {}).get('task', '')}: accuracy vs cost per method"))  # fmt: skip
+    files.append(
+        scatter_plot(
+            out / "accuracy_vs_cost.png",
+            pts,
+            xlabel="measured cost multiplier (tokens generated / returned)",
+            ylabel="accuracy, seed 0 (Wilson 95% CI)",
+            title=f"{report.get('config', {}).get('task', '')}: accuracy vs cost per method",
+        )
+    )
     k = report.get("seeds", 1)
-    series = {"accuracy (seed 0)": [a["accuracy"] for a in ms.values()],
-              "mean accuracy": [a["mean_accuracy_all_seeds"] for a in ms.values()],
-              f"pass@{k}": [a["pass_at_k"] for a in ms.values()]}  # fmt: skip
-    files.append(bar_plot(out / "accuracy.png", list(ms), series, ylabel="fraction correct", title="Accuracy per method"))
+    series = {
+        "accuracy (seed 0)": [a["accuracy"] for a in ms.values()],
+        "mean accuracy": [a["mean_accuracy_all_seeds"] for a in ms.values()],
+        f"pass@{k}": [a["pass_at_k"] for a in ms.values()],
+    }
+    files.append(
+        bar_plot(out / "accuracy.png", list(ms), series, ylabel="fraction correct", title="Accuracy per method")
+    )
     return [str(f) for f in files]

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JsonlWriter", "machine_info", "write_json", "markdown_table", "fmt", "progress", "bar_plot", "scatter_plot"]
+__all__ = ["JsonlWriter", "bar_plot", "fmt", "machine_info", "markdown_table", "progress", "scatter_plot", "write_json"]
 
 
 def machine_info() -> dict[str, Any]:

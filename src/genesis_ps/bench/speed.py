@@ -15,6 +15,7 @@ import asyncio
 import json
 import math
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -71,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
     )
     SamplerParams(alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc, max_new_tokens=cfg.max_new_tokens,
                   n_particles=cfg.n_particles, seed=args.seed)  # validates before the model loads
-    report = run_speed(cfg, args.seed, log=None if args.json else print)
+    stream = sys.stderr if args.json else sys.stdout
+    report = run_speed(cfg, args.seed, log=lambda msg: print(msg, file=stream, flush=True))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

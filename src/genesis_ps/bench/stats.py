@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["wilson_interval", "mean_ci", "PairedComparison", "paired_compare", "paired_permutation_p"]
+__all__ = ["PairedComparison", "mean_ci", "paired_compare", "paired_permutation_p", "wilson_interval"]
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

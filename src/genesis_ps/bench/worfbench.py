@@ -30,19 +30,19 @@ from typing import Any
 from genesis_ps.errors import ConfigError
 
 __all__ = [
-    "Workflow",
-    "Record",
+    "MAX_TOPO_SORTS",
     "LoadReport",
     "ParseError",
-    "parse_workflow",
-    "format_workflow",
-    "load_records",
-    "list_domains",
-    "topological_sorts",
-    "lis_length",
+    "Record",
+    "Workflow",
     "chain_scores",
+    "format_workflow",
     "graph_scores",
-    "MAX_TOPO_SORTS",
+    "lis_length",
+    "list_domains",
+    "load_records",
+    "parse_workflow",
+    "topological_sorts",
 ]
 
 MAX_TOPO_SORTS = 100
@@ -342,7 +342,9 @@ def _prf(correct: int, n_pred: int, n_gold: int) -> dict[str, float]:
     return {"precision": p, "recall": r, "f1": f}
 
 
-def chain_scores(pred: Workflow, gold: Workflow, mapping: dict[int, int], *, limit: int = MAX_TOPO_SORTS) -> dict[str, Any]:
+def chain_scores(
+    pred: Workflow, gold: Workflow, mapping: dict[int, int], *, limit: int = MAX_TOPO_SORTS
+) -> dict[str, Any]:
     """f1_chain given a one-to-one ``mapping`` predicted index → gold index (unmatched nodes absent)."""
     best = _prf(0, len(pred.nodes), len(gold.nodes))
     best_lis, n_orders = 0, 0
@@ -379,4 +381,3 @@ def graph_scores(pred: Workflow, gold: Workflow, mapping: dict[int, int]) -> dic
         sizes[r] = sizes.get(r, 0) + 1
     lcc = max(sizes.values(), default=0)
     return {**_prf(lcc, len(pred.nodes), len(gold.nodes)), "lcc": lcc, "shared_edges": len(shared)}
-
