@@ -157,9 +157,8 @@ async def test_plan_quality_tilt_reaches_the_sampler() -> None:
                                  {"id": "2", "description": "Deploy the site", "depends_on": ["1"]}]})  # fmt: skip
     on = Settings.from_env({**ON, "POWER_SAMPLING_HTDAG_METHOD": "imh", "POWER_SAMPLING_HTDAG_N_MCMC": "2"})
     plain = RouteRegistry(builtin={})
-    out = await build_graph(ScriptedModel([good, "a", "b"]), settings=on, plan_lam=2.0, routes=plain).ainvoke(
-        {"request": "Make a website"}
-    )
+    model = ScriptedModel(lambda p: "an answer" if "Your task:" in p.flat_text() else good)
+    out = await build_graph(model, settings=on, plan_lam=2.0, routes=plain).ainvoke({"request": "Make a website"})
     assert out["plan"]["fallback"] is None and out["fallbacks"] == []
     # the tilt reached the sampler: the plan's generation records the evaluator's reward of its text
     gen = out["plan"]["generations"][0]
