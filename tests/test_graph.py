@@ -301,3 +301,22 @@ async def test_flags_on_power_samples_every_generation_and_rollout_splits_reques
         assert reasons in (set(), {"rollout"})  # a request is wholly on one side
         sides.append(bool(reasons))
     assert True in sides and False in sides
+
+
+async def test_max_concurrency_bounds_each_wave() -> None:
+    from genesis_ps.graph.chat import ChatModelAdapter
+
+    m = ScriptedModel(responder)
+    one = Settings.from_env({"POWER_SAMPLING_MAX_CONCURRENCY": "1"})
+    waves: list[list[str]] = []
+    async for _mode, ev in build_graph(m, settings=one, routes=plain()).astream(
+        {"request": "Make a website"}, stream_mode=["updates"]
+    ):
+        if "execute" in ev:
+            waves.append(list(ev["execute"]["outcomes"]))
+    assert waves == [["1"], ["2"], ["3"], ["4"]]
+    # the chat adapter counts words only when the chat model reports no usage, and says so
+    c = await ChatModelAdapter(FakeListChatModel(responses=["three little words"])).generate(
+        Prompt.user("x"), max_new_tokens=8
+    )
+    assert c.tokens_generated == 3 and c.usage["counted_words"] == 1
