@@ -115,3 +115,12 @@ def test_sample_subprocess_prints_one_json_object() -> None:
     assert rec["method"] == "smc" and rec["fallback"] is None and rec["seed"] == 4
     assert rec["tokens_generated"] >= rec["tokens_returned"] >= 1
     assert "Converting" not in out.stderr  # the GGUF conversion's progress bar is silenced
+
+
+@pytest.mark.parametrize("argv", [["--repeats", "0"], ["--alpha", "0"], ["--n-mcmc", "0"], ["--threads", "0"]])
+def test_bench_speed_validates_before_loading(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    monkeypatch.setattr("genesis_ps.providers.embedded.load_embedded", _no_model)
+    assert main(["bench", "speed", *argv]) == 2
+    assert argv[0].lstrip("-").replace("-", "_") in capsys.readouterr().err.replace("-", "_")
