@@ -128,7 +128,7 @@ def _converted_cache(gguf: Path) -> Path | None:
                 str(gguf.parent), gguf_file=gguf.name, local_files_only=True
             )
             # The weights are dequantised already; drop the GGUF quantizer marker so they can be saved.
-            model.hf_quantizer = None
+            model.hf_quantizer = None  # type: ignore[assignment, unused-ignore]
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
             model.save_pretrained(tmp)
@@ -154,15 +154,15 @@ class _quiet_progress:
         from transformers.utils import logging as hf_logging
 
         self._was = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call, unused-ignore]
         self._mod, self._tqdm = gguf_utils, getattr(gguf_utils, "tqdm", None)
         if self._tqdm is not None:
-            gguf_utils.tqdm = functools.partial(self._tqdm, disable=True)
+            setattr(gguf_utils, "tqdm", functools.partial(self._tqdm, disable=True))  # noqa: B010
 
     def __exit__(self, *exc: object) -> None:
         from transformers.utils import logging as hf_logging
 
         if self._tqdm is not None:
-            self._mod.tqdm = self._tqdm
+            setattr(self._mod, "tqdm", self._tqdm)  # noqa: B010
         if self._was:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call, unused-ignore]

@@ -133,11 +133,11 @@ def _buffer_layer_class() -> type:
     import torch
     from transformers.cache_utils import DynamicLayer
 
-    class BufferLayer(DynamicLayer):  # type: ignore[misc, valid-type]
+    class BufferLayer(DynamicLayer):  # type: ignore[misc, valid-type, no-untyped-call, unused-ignore]
         """A full-attention cache layer whose tensors are views of a preallocated, growable buffer."""
 
         def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
-            super().__init__()
+            super().__init__()  # type: ignore[no-untyped-call, unused-ignore]
             b, h, n, d = keys.shape
             cap = max(capacity, n, 1)
             self._k = keys.new_zeros((b, h, cap, d))
@@ -172,7 +172,7 @@ def _buffer_layer_class() -> type:
             self._v[:, :, self._n : need].copy_(value_states)
             self._n = need
             self._views()
-            return self.keys, self.values
+            return self._k[:, :, : self._n], self._v[:, :, : self._n]
 
         def get_seq_length(self) -> int:
             return self._n
@@ -215,7 +215,7 @@ def working_cache(rows: Sequence[KV | None], pads: Sequence[int], n_layers: int,
     layer_cls = _buffer_layer_class()
     heads, head_dim, dtype, device = like
     b = len(rows)
-    lengths = {pads[i] + (rows[i][0][0].shape[2] if rows[i] else 0) for i in range(b)}
+    lengths = {pads[i] + (kv[0][0].shape[2] if kv else 0) for i, kv in enumerate(rows)}
     if len(lengths) != 1:
         raise ValueError("working_cache rows must have equal padded lengths")
     total = lengths.pop()

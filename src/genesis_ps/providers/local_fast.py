@@ -42,6 +42,8 @@ class FastLlama:
         self.layers = []
         for layer in self.base.layers:
             a, m = layer.self_attn, layer.mlp
+            qkv: tuple[Any, ...]
+            gu: tuple[Any, ...]
             if fuse:
                 qkv = (torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight], 0).contiguous(),)
                 gu = (torch.cat([m.gate_proj.weight, m.up_proj.weight], 0).contiguous(),)
