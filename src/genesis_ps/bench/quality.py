@@ -49,14 +49,14 @@ class Item:
 class QualityConfig:
     task: str = "arithmetic"
     n: int = 50
-    kind: str = "add2"
+    kind: str = "add20"
     shots: int = 3
     data: str | None = None
     methods: list[MethodSpec] = field(
         default_factory=lambda: parse_methods("greedy,single,low-temp,power-mh,power-smc")
     )
     params: SamplerParams = field(
-        default_factory=lambda: SamplerParams(max_new_tokens=8, block_size=4, n_mcmc=4, n_particles=4)
+        default_factory=lambda: SamplerParams(max_new_tokens=6, block_size=3, n_mcmc=3, n_particles=4)
     )
     seeds: int = 1
     seed: int = 0
@@ -182,7 +182,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("quality", help="power sampling vs greedy / standard / low-temperature on a reasoning task")
     p.add_argument("--task", default="arithmetic", choices=list(TASKS))
     p.add_argument("--n", type=int, default=50, help="problems (default 50)")
-    p.add_argument("--kind", default="add2", help="arithmetic kind: add2, add12, sub2 (default add2)")
+    p.add_argument("--kind", default="add20", help="arithmetic kind: add20, add2, add12, sub2 (default add20)")
     p.add_argument("--shots", type=int, default=3, help="worked examples in each arithmetic prompt (default 3)")
     p.add_argument("--data", default=None, help="MATH500 JSON (default ../shared/benchmarks/math500/MATH500.json)")
     p.add_argument("--methods", default="greedy,single,low-temp,power-mh,power-smc")
@@ -191,9 +191,9 @@ def register(sub: Any) -> None:
     p.add_argument("--base-url", default=None)
     p.add_argument("--alpha", type=float, default=4.0)
     p.add_argument("--seeds", type=int, default=1, help="samples per problem and method, for pass@k and diversity")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="default 8 (arithmetic) / 1024 (math500)")
-    p.add_argument("--n-mcmc", type=int, default=4)
-    p.add_argument("--block-size", type=int, default=None, help="default 4 (arithmetic) / 64 (math500)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default 6 (arithmetic) / 1024 (math500)")
+    p.add_argument("--n-mcmc", type=int, default=3)
+    p.add_argument("--block-size", type=int, default=None, help="default 3 (arithmetic) / 64 (math500)")
     p.add_argument("--particles", type=int, default=4)
     add_common(p)
     p.set_defaults(func=_main)
@@ -205,8 +205,8 @@ def _main(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         n_mcmc=args.n_mcmc,
         n_particles=args.particles,
-        max_new_tokens=args.max_new_tokens or (8 if arith else 1024),
-        block_size=args.block_size or (4 if arith else 64),
+        max_new_tokens=args.max_new_tokens or (6 if arith else 1024),
+        block_size=args.block_size or (3 if arith else 64),
     )
     cfg = QualityConfig(
         task=args.task,
