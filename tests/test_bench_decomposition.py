@@ -147,3 +147,14 @@ def test_cli_smoke_on_embedded_model(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert rep["methods"]["single"]["cost_multiplier"] == 1.0
     assert rep["methods"]["power-mh"]["cost_multiplier"] > 1.0  # measured: MH proposals cost extra tokens
     assert (tmp_path / "per_domain.png").is_file() and len(load_records(DATA, ["os"], 2).records) == 2
+
+
+def test_cli_bad_arguments_fail_before_the_model_loads(toy_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from genesis_ps.cli import main
+
+    assert main(["bench", "decomposition", "--data", str(toy_data), "--domains", "nope"]) == 2
+    assert "domains" in capsys.readouterr().err
+    assert main(["bench", "decomposition", "--data", str(toy_data), "--methods", "beam"]) == 2
+    assert "methods" in capsys.readouterr().err
+    assert main(["bench", "quality", "--kind", "mul9"]) == 2
+    assert "kind" in capsys.readouterr().err

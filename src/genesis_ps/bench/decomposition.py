@@ -258,6 +258,7 @@ def _main(args: argparse.Namespace) -> int:
     )
     if cfg.limit is not None and cfg.limit < 1:
         raise ConfigError("limit", f"must be >= 1, got {cfg.limit}")
+    load_records(cfg.data, cfg.domains, cfg.limit)  # bad --data/--domains/--limit fail before the model loads
     from genesis_ps.providers.registry import build_model
 
     model = build_model(args.provider, model=args.model, base_url=args.base_url)
