@@ -142,7 +142,8 @@ class EmbeddingMatcher:
     def similarity(self, pred: Sequence[str], gold: Sequence[str]) -> np.ndarray:
         if not pred or not gold:
             return np.zeros((len(pred), len(gold)))
-        return np.clip(self.embed(pred) @ self.embed(gold).T, 0.0, 1.0)
+        sim: np.ndarray = np.clip(self.embed(pred) @ self.embed(gold).T, 0.0, 1.0)
+        return sim
 
 
 def get_matcher(name: str = "embedding", *, threshold: float | None = None) -> tuple[Matcher, str | None]:

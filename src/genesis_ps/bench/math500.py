@@ -54,11 +54,8 @@ def load_math500(path: str | Path, *, n: int | None = None, offset: int = 0) -> 
         ):
             skipped.append(f"record {k}: needs string 'prompt' (or 'problem') and 'answer'")
             continue
-        out.append(
-            MathProblem(
-                id=str(item.get("id", k)), question=item.get("prompt", item.get("problem")), answer=item["answer"]
-            )
-        )
+        question = str(item.get("prompt", item.get("problem")))
+        out.append(MathProblem(id=str(item.get("id", k)), question=question, answer=str(item["answer"])))
     return out, skipped
 
 

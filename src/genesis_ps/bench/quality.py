@@ -86,14 +86,14 @@ def build_items(cfg: QualityConfig) -> tuple[list[Item], list[str]]:
         raise ConfigError("data", "no --data given and ../shared/benchmarks/math500/MATH500.json does not exist here")
     if isinstance(cfg.n, bool) or not isinstance(cfg.n, int) or cfg.n < 1:
         raise ConfigError("n", f"must be an integer >= 1, got {cfg.n!r}")
-    probs, skipped = load_math500(path, n=cfg.n)
-    if not probs:
+    mprobs, skipped = load_math500(path, n=cfg.n)
+    if not mprobs:
         raise ConfigError("data", f"no usable MATH500 problems in {path} ({len(skipped)} skipped)")
 
     def mcheck(ref: str) -> Callable[[str], tuple[bool, str | None]]:
         return lambda text: check_answer(text, ref)
 
-    return [Item(p.id, math_prompt(p), p.answer, mcheck(p.answer)) for p in probs], skipped
+    return [Item(p.id, math_prompt(p), p.answer, mcheck(p.answer)) for p in mprobs], skipped
 
 
 async def _one(model: TokenModel, item: Item, spec: MethodSpec, params: SamplerParams, k: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,17 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _acc0(rs: list[dict[str, Any]]) -> float | None:
+    return next((float(r["correct"]) for r in rs if r["seed_index"] == 0), None)
+
+
+_ITEM_METRICS: dict[str, Callable[[list[dict[str, Any]]], float | None]] = {
+    "accuracy (seed 0)": _acc0,
+    "accuracy (mean over seeds)": lambda rs: _mean([float(r["correct"]) for r in rs]),
+    "loglik_per_token": lambda rs: _mean([r["loglik_per_token"] for r in rs]),
+}
+
+
 def summarise(
     rows: list[dict[str, Any]], methods: Sequence[str], *, n_items: int, seeds: int, errors: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -68,15 +79,10 @@ def summarise(
             continue
         mi = _by_item(by_method[m])
         ids = [i for i in bi if i in mi]
-        metrics = {
-            "accuracy (seed 0)": lambda rs: next((float(r["correct"]) for r in rs if r["seed_index"] == 0), None),
-            "accuracy (mean over seeds)": lambda rs: _mean([float(r["correct"]) for r in rs]),
-            "loglik_per_token": lambda rs: _mean([r["loglik_per_token"] for r in rs]),
-        }
-        for name, f in metrics.items():
-            pairs = [(f(bi[i]), f(mi[i])) for i in ids]
+        for name, f in _ITEM_METRICS.items():
+            raw = [(f(bi[i]), f(mi[i])) for i in ids]
             pairs = [
-                (a, b) for a, b in pairs if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
+                (a, b) for a, b in raw if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
             ]
             comparisons.append(
                 paired_compare(
