@@ -158,7 +158,12 @@ def scatter_plot(
         ax.errorbar([x], [y], yerr=yerr, fmt="o", capsize=4, label=label)
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     if logx:
+        from matplotlib.ticker import FuncFormatter, LogLocator
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
