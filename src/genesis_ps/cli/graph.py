@@ -60,7 +60,13 @@ def register(sub: Any) -> None:
         choices=["single", "mh", "smc", "imh"],
         help="generation method (default: the htdag layer's flags and parameters)",
     )
-    d.add_argument("--style", default="json", choices=["json", "worfbench"], help="answer format asked for")
+    d.add_argument(
+        "--style",
+        default="auto",
+        choices=["auto", "json", "worfbench"],
+        help="answer format asked for (auto: WorFBench Node/Edge text for the embedded 135M model, which "
+        "never wrote valid JSON in our runs; JSON otherwise)",
+    )
     _add_model_args(d)
     d.set_defaults(func=cmd_decompose)
 
@@ -111,7 +117,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
             method=args.method,
             power=True,
             max_depth=args.max_depth,
-            style=args.style,
+            style=plan_style(args, settings),
         )
     )
     if args.json:
@@ -163,6 +169,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def plan_style(args: argparse.Namespace, settings: Any) -> str:
+    """The decomposition answer format: ``auto`` picks WorFBench text for the embedded model."""
+    style = getattr(args, "style", "auto")
+    if style != "auto":
+        return str(style)
+    return "worfbench" if (args.provider or settings.provider) == "embedded" else "json"
+
+
 async def _run(args: argparse.Namespace, settings: Any, path: Path, thread: str) -> dict[str, Any]:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -179,7 +193,7 @@ async def _run(args: argparse.Namespace, settings: Any, path: Path, thread: str)
             plan_max_new_tokens=args.plan_max_new_tokens,
             temperature=args.temperature,
             plan_lam=args.plan_lam,
-            planner_options={"max_depth": args.max_depth},
+            planner_options={"max_depth": args.max_depth, "style": plan_style(args, settings)},
         )
         inp: dict[str, Any] | None = {"request": args.request}
         if args.resume is not None:
