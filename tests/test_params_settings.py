@@ -29,6 +29,7 @@ from genesis_ps.settings import LAYER_DEFAULTS, LAYERS, Settings, known_env_name
         ("anneal_steps", -1),
         ("proposal_temperature", 0.0),
         ("temperature", -1.0),
+        ("temperature", math.inf),
         ("ess_threshold", 0.0),
         ("ess_threshold", 1.5),
         ("selection", "best"),
@@ -161,3 +162,7 @@ def test_unknown_power_sampling_names_are_rejected(name: str) -> None:
         Settings.from_env({name: "1"})
     assert e.value.param == name
     assert name not in known_env_names()
+
+
+def test_temperature_zero_means_greedy_single_shot() -> None:
+    assert SamplerParams(method="single", temperature=0).temperature == 0

@@ -63,6 +63,8 @@ async def test_every_attempt_failing_uses_the_heuristic_and_says_so() -> None:
     assert d.fallback == "heuristic:invalid"
     assert d.dag.is_valid and len(d.dag) >= 2
     assert d.quality is not None and d.quality.details["source"] == "heuristic"
+    # the model's unusable output scores 0; the rule-based plan's own score is only a detail
+    assert d.quality.value == 0.0 and d.quality.details["heuristic_plan_score"] > 0
     assert len(d.generations) == 2  # the spent generations are still counted
 
 

@@ -190,9 +190,16 @@ async def decompose(
         dag = await _recurse(dag, req, p, use_power, generator, out, max_depth, max_total_tasks, style, instructions)
     out.dag = dag
     q = score_dag(dag, request=req, repairs=out.repairs)
-    out.quality = Score(
-        q.value, details={**q.details, "source": "heuristic" if out.fallback else "model"}, evaluator=q.evaluator
-    )
+    if out.fallback:
+        # The model's output was unusable: its decomposition scores 0 (as an unparseable prediction does in
+        # WorFBench); the rule-based plan's own structural score is kept in the details, never as the quality.
+        out.quality = Score(
+            0.0,
+            details={"source": "heuristic", "reason": out.fallback, "heuristic_plan_score": q.value},
+            evaluator=q.evaluator,
+        )
+    else:
+        out.quality = Score(q.value, details={**q.details, "source": "model"}, evaluator=q.evaluator)
     out.latency_s = time.perf_counter() - t0
     return out
 

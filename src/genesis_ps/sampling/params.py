@@ -41,7 +41,7 @@ class SamplerParams:
     ess_threshold: float = 0.5
     """SMC resamples when the effective sample size falls below ``ess_threshold · n_particles``."""
     temperature: float = 1.0
-    """Sampling temperature of method ``single``."""
+    """Sampling temperature of method ``single`` (0 = greedy)."""
     selection: Selection = "last"
     """Which state to return: the chain's last (or SMC's draw by weight), the best under the target
     seen, or the best by a given evaluator."""
@@ -60,7 +60,10 @@ class SamplerParams:
         _at_least("anneal_steps", self.anneal_steps, 0)
         if self.proposal_temperature is not None:
             _positive_float("proposal_temperature", self.proposal_temperature)
-        _positive_float("temperature", self.temperature)
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not (
+            math.isfinite(self.temperature) and self.temperature >= 0
+        ):
+            raise ConfigError("temperature", f"must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
         if not (isinstance(self.ess_threshold, (int, float)) and 0.0 < self.ess_threshold <= 1.0):
             raise ConfigError("ess_threshold", f"must be in (0, 1], got {self.ess_threshold!r}")
         if self.selection not in SELECTIONS:
