@@ -62,7 +62,7 @@ def test_capabilities(model: LocalModel) -> None:
 
 
 async def test_lean_forward_agrees_with_the_model_forward(model: LocalModel) -> None:
-    plain = LocalModel(model.hf_model, model.tokenizer, fast=False, cache_bytes=0)
+    plain = LocalModel(model.hf_model, model.tokenizer, fast=False)  # same cache policy => same batch shapes
     assert plain._engine.fast is None
     a = await model.extend(PROMPT, [(), (1, 2, 3)], [10, 6], 0.9, seed=51)
     b = await plain.extend(PROMPT, [(), (1, 2, 3)], [10, 6], 0.9, seed=51)
