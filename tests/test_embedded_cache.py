@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from genesis_ps.providers import embedded  # noqa: E402
+from genesis_ps.providers import embedded
 
 
 def test_cache_is_reused_and_holds_plain_weights() -> None:

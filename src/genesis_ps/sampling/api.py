@@ -24,7 +24,7 @@ from genesis_ps.sampling.protocol import Prompt, TokenModel, as_prompt
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward, Target
 
-__all__ = ["power_sample", "single_shot", "generate", "fallback_reason", "Progress"]
+__all__ = ["Progress", "fallback_reason", "generate", "power_sample", "single_shot"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while a sampler works (blocks for mh/smc, proposals for imh)."""

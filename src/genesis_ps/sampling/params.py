@@ -8,7 +8,7 @@ from typing import Literal
 
 from genesis_ps.errors import ConfigError
 
-__all__ = ["Method", "Selection", "SamplerParams", "Budget", "METHODS", "SELECTIONS"]
+__all__ = ["METHODS", "SELECTIONS", "Budget", "Method", "SamplerParams", "Selection"]
 
 Method = Literal["mh", "smc", "imh", "single"]
 Selection = Literal["last", "best_target", "best_evaluator"]

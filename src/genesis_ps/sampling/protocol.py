@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
-    "LogprobKind",
     "Capabilities",
+    "Completion",
+    "LogprobKind",
     "Prompt",
     "Segment",
-    "Completion",
     "TokenModel",
     "as_prompt",
 ]

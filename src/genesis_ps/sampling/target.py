@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from genesis_ps.errors import ConfigError
 
-__all__ = ["Target", "Reward"]
+__all__ = ["Reward", "Target"]
 
 Reward = Callable[[str], float]
 """A cheap score of a (partial or complete) text; larger is better."""
