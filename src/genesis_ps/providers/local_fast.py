@@ -45,23 +45,27 @@ class FastLlama:
             qkv: tuple[Any, ...]
             gu: tuple[Any, ...]
             if fuse:
-                qkv = (torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight], 0).contiguous(),)
-                gu = (torch.cat([m.gate_proj.weight, m.up_proj.weight], 0).contiguous(),)
+                # Stored transposed, (in, out) contiguous: on CPU, x @ W is markedly faster than
+                # F.linear(x, W) for the one-row products of decoding (measured 10.7 vs 18.1 ms for the
+                # 30 gate/up matrices of SmolLM2 on this project's 2-core AVX2 machine).
+                qkv = (torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight], 0).t().contiguous(),)
+                gu = (torch.cat([m.gate_proj.weight, m.up_proj.weight], 0).t().contiguous(),)
+                o_w, down_w = a.o_proj.weight.t().contiguous(), m.down_proj.weight.t().contiguous()
             else:
-                qkv = (a.q_proj.weight, a.k_proj.weight, a.v_proj.weight)
-                gu = (m.gate_proj.weight, m.up_proj.weight)
-            self.layers.append(
-                (layer.input_layernorm.weight, qkv, a.o_proj.weight, layer.post_attention_layernorm.weight, gu,
-                 m.down_proj.weight)
-            )
+                qkv = (a.q_proj.weight.t(), a.k_proj.weight.t(), a.v_proj.weight.t())
+                gu = (m.gate_proj.weight.t(), m.up_proj.weight.t())
+                o_w, down_w = a.o_proj.weight.t(), m.down_proj.weight.t()
+            self.layers.append((layer.input_layernorm.weight, qkv, o_w, layer.post_attention_layernorm.weight, gu, down_w))
+        self.lm_head_t = model.lm_head.weight.t().contiguous() if fuse else model.lm_head.weight.t()
         self.norm_w = self.base.norm.weight
         self.q_dim, self.kv_dim = self.n_heads * self.head_dim, self.n_kv * self.head_dim
         self.inter = int(cfg.intermediate_size)
 
     def _lin(self, x: Any, ws: tuple[Any, ...]) -> Any:
+        """``x @ W`` for weights stored (in, out)."""
         if len(ws) == 1:
-            return self.F.linear(x, ws[0])
-        return self.torch.cat([self.F.linear(x, w) for w in ws], dim=-1)
+            return self.torch.matmul(x, ws[0])
+        return self.torch.cat([self.torch.matmul(x, w) for w in ws], dim=-1)
 
     def __call__(self, ids: Any, pos: Any, mask2d: Any, cache: Any) -> Any:
         torch, F = self.torch, self.F
@@ -96,12 +100,12 @@ class FastLlama:
             o = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_mask, is_causal=causal, scale=self.scale, enable_gqa=self.n_kv != self.n_heads
             )
-            h = h + F.linear(o.transpose(1, 2).reshape(b, s, self.q_dim), o_w)
+            h = h + torch.matmul(o.transpose(1, 2).reshape(b, s, self.q_dim), o_w)
             x = F.rms_norm(h, (h.shape[-1],), w_post, self.eps)
             gu = self._lin(x, gu_w)
-            h = h + F.linear(F.silu(gu[..., : self.inter]) * gu[..., self.inter :], down_w)
+            h = h + torch.matmul(F.silu(gu[..., : self.inter]) * gu[..., self.inter :], down_w)
         last = F.rms_norm(h[:, -1, :], (h.shape[-1],), self.norm_w, self.eps)
-        return self.lm_head(last).float()
+        return torch.matmul(last, self.lm_head_t).float()
 
 
 def _plain_llama(model: Any) -> bool:
