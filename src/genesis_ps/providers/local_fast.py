@@ -55,7 +55,8 @@ class FastLlama:
                 qkv = (a.q_proj.weight.t(), a.k_proj.weight.t(), a.v_proj.weight.t())
                 gu = (m.gate_proj.weight.t(), m.up_proj.weight.t())
                 o_w, down_w = a.o_proj.weight.t(), m.down_proj.weight.t()
-            self.layers.append((layer.input_layernorm.weight, qkv, o_w, layer.post_attention_layernorm.weight, gu, down_w))
+            norms = (layer.input_layernorm.weight, layer.post_attention_layernorm.weight)
+            self.layers.append((norms[0], qkv, o_w, norms[1], gu, down_w))
         self.lm_head_t = model.lm_head.weight.t().contiguous() if fuse else model.lm_head.weight.t()
         self.norm_w = self.base.norm.weight
         self.q_dim, self.kv_dim = self.n_heads * self.head_dim, self.n_kv * self.head_dim
