@@ -15,7 +15,6 @@ The legacy ``google-generativeai`` SDK reached end of support on 2025-11-30; thi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedError, MalformedResponseError
-from genesis_ps.providers.hosted import Usage, check_temperature, derive_seed, per_prefix_limits
+from genesis_ps.providers.hosted import Usage, check_temperature, whole_sequence_extend
 from genesis_ps.providers.openai_chat import TemperatureMode
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
@@ -181,15 +180,7 @@ class GeminiModel:
         seed: int | None = None,
     ) -> list[Segment]:
         """One whole-sequence proposal per (empty) prefix, concurrently, drawn at temperature 1."""
-        check_temperature(temperature, allow_zero=False)
-        limits = per_prefix_limits(max_new_tokens, len(prefixes))
-        if any(len(p) for p in prefixes):
-            raise CapabilityError(f"{self.provider}/{self.model} cannot continue a token prefix")
-        if self.temperature_mode == "strict" and temperature != 1.0:
-            raise CapabilityError(f"{self.provider}/{self.model} samples proposals at temperature 1 only")
-        if self.logprobs_refused:
-            raise LogprobsUnsupportedError(f"{self.provider}/{self.model} refused log-probs earlier")
-        return list(await asyncio.gather(*(self._one(prompt, m, derive_seed(seed, i)) for i, m in enumerate(limits))))
+        return await whole_sequence_extend(self, prompt, prefixes, max_new_tokens, temperature, seed, self._one)
 
     async def generate(
         self, prompt: Prompt, *, max_new_tokens: int, temperature: float = 1.0, seed: int | None = None

@@ -9,16 +9,17 @@ SDKs are imported here only inside the factory that needs them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genesis_ps.errors import ConfigError, ModelNotAvailableError
+from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedError, ModelNotAvailableError
 from genesis_ps.providers.keys import KEY_ENV, env_key
-from genesis_ps.sampling.protocol import TokenModel
+from genesis_ps.sampling.protocol import Prompt, Segment, TokenModel
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -78,6 +79,30 @@ def check_temperature(temperature: float, *, allow_zero: bool, upper: float | No
 def derive_seed(seed: int | None, index: int) -> int | None:
     """A distinct, reproducible seed for the ``index``-th of several concurrent requests."""
     return None if seed is None else (seed + 1_000_003 * index) % (2**31 - 1)
+
+
+async def whole_sequence_extend(
+    model: Any,
+    prompt: Prompt,
+    prefixes: Sequence[Sequence[int]],
+    max_new_tokens: int | Sequence[int],
+    temperature: float,
+    seed: int | None,
+    one: Callable[[Prompt, int, int | None], Awaitable[Segment]],
+) -> list[Segment]:
+    """``extend`` of the adapters that sample whole sequences at temperature 1 (chat, Gemini): one
+    proposal per (empty) prefix, requested concurrently, each with its own seed derived from ``seed``.
+    ``model`` supplies ``provider``, ``model``, ``temperature_mode`` and ``logprobs_refused``."""
+    check_temperature(temperature, allow_zero=False)
+    limits = per_prefix_limits(max_new_tokens, len(prefixes))
+    name = f"{model.provider}/{model.model}"
+    if any(len(p) for p in prefixes):
+        raise CapabilityError(f"{name} cannot continue a token prefix (whole sequences only)")
+    if model.temperature_mode == "strict" and temperature != 1.0:
+        raise CapabilityError(f"{name} samples proposals at temperature 1 only (temperature_mode='strict')")
+    if model.logprobs_refused:
+        raise LogprobsUnsupportedError(f"{name} rejected log-probs earlier")
+    return list(await asyncio.gather(*(one(prompt, m, derive_seed(seed, i)) for i, m in enumerate(limits))))
 
 
 def without_sdk_retries(client: Any) -> Any:

@@ -17,14 +17,18 @@ are requested concurrently (bounded by the resilience semaphore). A model that r
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
 from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedError, MalformedResponseError
-from genesis_ps.providers.hosted import Usage, check_temperature, derive_seed, per_prefix_limits, without_sdk_retries
+from genesis_ps.providers.hosted import (
+    Usage,
+    check_temperature,
+    whole_sequence_extend,
+    without_sdk_retries,
+)
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
@@ -161,18 +165,7 @@ class OpenAIChatModel:
         seed: int | None = None,
     ) -> list[Segment]:
         """One whole-sequence proposal per (empty) prefix, requested concurrently, drawn at temperature 1."""
-        check_temperature(temperature, allow_zero=False)
-        limits = per_prefix_limits(max_new_tokens, len(prefixes))
-        if any(len(p) for p in prefixes):
-            raise CapabilityError(f"{self.provider}/{self.model} cannot continue a token prefix (chat API)")
-        if self.temperature_mode == "strict" and temperature != 1.0:
-            raise CapabilityError(
-                f"{self.provider}/{self.model} samples proposals at temperature 1 only (temperature_mode='strict')"
-            )
-        if self.logprobs_refused:
-            raise LogprobsUnsupportedError(f"{self.provider}/{self.model} rejected logprobs earlier")
-        jobs = [self._one(prompt, m, derive_seed(seed, i)) for i, m in enumerate(limits)]
-        return list(await asyncio.gather(*jobs))
+        return await whole_sequence_extend(self, prompt, prefixes, max_new_tokens, temperature, seed, self._one)
 
     async def generate(
         self, prompt: Prompt, *, max_new_tokens: int, temperature: float = 1.0, seed: int | None = None
