@@ -89,23 +89,15 @@ async def power_sample(
 async def _power_sample(
     model: TokenModel,
     prompt: PromptLike,
-    params: SamplerParams | None = None,
+    p: SamplerParams,
     *,
-    reward: Reward | None = None,
-    lam: float = 0.0,
-    evaluator: Reward | None = None,
-    budget: Budget | None = None,
-    progress: Progress | None = None,
-    **overrides: Any,
+    reward: Reward | None,
+    lam: float,
+    evaluator: Reward | None,
+    budget: Budget | None,
+    progress: Progress | None,
 ) -> GenerationResult:
-    """Sample from p(x)^α (optionally tilted by ``exp(lam·reward(x))``) with ``params.method``.
-
-    ``mh`` on a model that cannot continue a prefix runs whole-sequence independence MH (``imh``);
-    ``smc`` on such a model runs one block of whole sequences (importance resampling). The returned
-    record's ``method`` says what actually ran. Raises :class:`LogprobsUnsupportedError` when the model
-    has no log-probs, :class:`ConfigError` on invalid parameters — both before any model call.
-    """
-    p = (params or SamplerParams()).with_(**overrides) if overrides else (params or SamplerParams())
+    """:func:`power_sample` without its span and metrics; ``p`` has the overrides applied."""
     pr = as_prompt(prompt)
     caps = model.capabilities
     if p.method == "single":
