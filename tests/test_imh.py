@@ -97,3 +97,22 @@ async def test_selection_seed_and_tilt() -> None:
     tilted = await genesis_ps.power_sample(eos_toy(), "q", seed=5, reward=lambda t: float(len(t)), lam=0.5, **kw)
     assert tilted.reward == float(len(tilted.text))
     assert tilted.log_target == pytest.approx(2.0 * tilted.logp_sum + 0.5 * len(tilted.text))  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("method", ["mh", "smc", "imh"])
+async def test_provider_caveats_travel_with_the_result(method: str) -> None:
+    from dataclasses import replace
+
+    from genesis_ps import power_sample
+    from genesis_ps.sampling.toys import eos_toy
+
+    toy = eos_toy()
+    toy.capabilities = replace(toy.capabilities, notes="proposals are drawn at temperature 1")
+    r = await power_sample(toy, "p", method=method, alpha=2.0, n_mcmc=2, block_size=2, max_new_tokens=4,
+                           n_particles=4, seed=0)  # fmt: skip
+    assert r.extra["provider_notes"] == "proposals are drawn at temperature 1"
+    quiet = eos_toy()
+    quiet.capabilities = replace(quiet.capabilities, notes="")
+    plain = await power_sample(quiet, "p", method=method, alpha=2.0, n_mcmc=2, block_size=2,
+                               max_new_tokens=4, n_particles=4, seed=0)  # fmt: skip
+    assert "provider_notes" not in plain.extra

@@ -168,7 +168,7 @@ def make_result(
         reward = float(target.reward(text))
     elif evaluator_score is not None:
         reward = evaluator_score
-    return GenerationResult(
+    result = GenerationResult(
         text=text,
         method=method,
         provider=model.provider,
@@ -188,3 +188,7 @@ def make_result(
         tokens=list(state.tokens),
         **fields,  # type: ignore[arg-type]
     )
+    notes = model.capabilities.notes
+    if notes:  # the provider's caveats (e.g. proposals drawn at temperature 1) travel with the result
+        result.extra.setdefault("provider_notes", notes)
+    return result
