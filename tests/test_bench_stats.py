@@ -44,3 +44,17 @@ def test_mismatched_lengths_rejected_and_empty_is_nan() -> None:
     assert math.isnan(paired_compare([], []).mean_diff)
     m, lo, hi = mean_ci([1.0, 2.0, 3.0])
     assert m == 2.0 and 1.0 <= lo <= m <= hi <= 3.0
+
+
+def test_comparisons_table_and_mean_present() -> None:
+    import math
+
+    from genesis_ps.bench.report import comparisons_table, mean_present
+
+    row = {"a": "single", "b": "power-mh", "metric": "f1_chain", "n": 12, "mean_diff": 0.174,
+           "ci_low": 0.042, "ci_high": 0.341, "p_wilcoxon": 0.125, "p_permutation": 0.11}  # fmt: skip
+    table = comparisons_table([row]).splitlines()
+    assert table[0].startswith("| difference | metric | n | mean | bootstrap 95% CI")
+    assert "power-mh − single" in table[2] and "[0.042, 0.341]" in table[2] and "0.125" in table[2]
+    assert mean_present([1.0, None, 3.0]) == 2.0
+    assert math.isnan(mean_present([None]))

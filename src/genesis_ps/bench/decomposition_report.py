@@ -7,17 +7,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from genesis_ps.bench.report import bar_plot, fmt, machine_info, markdown_table, now_utc, scatter_plot, write_json
+from genesis_ps.bench.report import (
+    bar_plot,
+    comparisons_table,
+    fmt,
+    machine_info,
+    markdown_table,
+    mean_present,
+    now_utc,
+    scatter_plot,
+    write_json,
+)
 from genesis_ps.bench.stats import mean_ci, paired_compare
 
 __all__ = ["COMPARED_METRICS", "markdown", "summarise", "write_reports"]
 
 COMPARED_METRICS = ("f1_chain", "f1_graph", "quality")
-
-
-def _mean(xs: Sequence[float | None]) -> float:
-    v = [x for x in xs if x is not None]
-    return sum(v) / len(v) if v else math.nan
 
 
 def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -29,15 +34,15 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         m, lo, hi = mean_ci([r[key] for r in rows])
         out[key] = {"mean": m, "ci_low": lo, "ci_high": hi}
     out.update(
-        parse_rate=_mean([float(r["parse_ok"]) for r in rows]),
-        valid_rate=_mean([float(r["valid"]) for r in rows]),
-        strict_worfbench_parse_rate=_mean([float(r["strict_worfbench_parse"]) for r in rows]),
-        quality=_mean([r["quality"] for r in rows]),
+        parse_rate=mean_present([float(r["parse_ok"]) for r in rows]),
+        valid_rate=mean_present([float(r["valid"]) for r in rows]),
+        strict_worfbench_parse_rate=mean_present([float(r["strict_worfbench_parse"]) for r in rows]),
+        quality=mean_present([r["quality"] for r in rows]),
         tokens_generated_mean=tg / n if n else math.nan,
         cost_multiplier=tg / max(tr, 1),
-        latency_s_mean=_mean([r["latency_s"] for r in rows]),
+        latency_s_mean=mean_present([r["latency_s"] for r in rows]),
         power_fallbacks=sum(len(r["generation_fallbacks"]) for r in rows),
-        acceptance_rate_mean=_mean([r.get("acceptance_rate") for r in rows]),
+        acceptance_rate_mean=mean_present([r.get("acceptance_rate") for r in rows]),
     )
     return out
 
@@ -132,26 +137,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     if report["comparisons"]:
-        crow = [
-            [
-                c["b"] + " − " + c["a"],
-                c["metric"],
-                c["n"],
-                c["mean_diff"],
-                f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
-                c["p_wilcoxon"],
-                c["p_permutation"],
-            ]
-            for c in report["comparisons"]
-        ]
-        lines += [
-            "## Paired comparisons (same records)",
-            "",
-            markdown_table(
-                ["difference", "metric", "n", "mean", "bootstrap 95% CI", "p (Wilcoxon)", "p (perm.)"], crow
-            ),
-            "",
-        ]
+        lines += ["## Paired comparisons (same records)", "", comparisons_table(report["comparisons"]), ""]
     drow = []
     for d, ms in report["per_domain"].items():
         for name, a in ms.items():

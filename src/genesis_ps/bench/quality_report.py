@@ -7,15 +7,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from genesis_ps.bench.report import bar_plot, fmt, machine_info, markdown_table, now_utc, scatter_plot, write_json
+from genesis_ps.bench.report import (
+    bar_plot,
+    comparisons_table,
+    fmt,
+    machine_info,
+    markdown_table,
+    mean_present,
+    now_utc,
+    scatter_plot,
+    write_json,
+)
 from genesis_ps.bench.stats import paired_compare, wilson_interval
 
 __all__ = ["markdown", "summarise", "write_reports"]
-
-
-def _mean(xs: Sequence[float | None]) -> float:
-    v = [x for x in xs if x is not None]
-    return sum(v) / len(v) if v else math.nan
 
 
 def _by_item(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -40,19 +45,19 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "samples_per_item": len(rows) / max(len(items), 1),
         "accuracy": c0 / len(first) if first else math.nan,
         "accuracy_ci": [lo, hi],
-        "mean_accuracy_all_seeds": _mean([float(r["correct"]) for r in rows]),
+        "mean_accuracy_all_seeds": mean_present([float(r["correct"]) for r in rows]),
         "pass_at_k": passk / len(items) if items else math.nan,
         "pass_at_k_ci": [plo, phi],
-        "distinct_answers_per_item": _mean(
+        "distinct_answers_per_item": mean_present(
             [float(len({r["extracted"] for r in rs if r["extracted"] is not None})) for rs in items.values()]
         ),
-        "loglik_per_token": _mean([r["loglik_per_token"] for r in rows]),
+        "loglik_per_token": mean_present([r["loglik_per_token"] for r in rows]),
         "tokens_generated_mean": tg / len(rows) if rows else math.nan,
         "cost_multiplier": tg / max(tr, 1),
         "wall_s_total": sum(r["wall_s"] for r in rows),
-        "wall_s_mean": _mean([r["wall_s"] for r in rows]),
+        "wall_s_mean": mean_present([r["wall_s"] for r in rows]),
         "fallbacks": sum(1 for r in rows if r["fallback"]),
-        "acceptance_rate_mean": _mean([r.get("acceptance_rate") for r in rows]),
+        "acceptance_rate_mean": mean_present([r.get("acceptance_rate") for r in rows]),
     }
 
 
@@ -62,8 +67,8 @@ def _acc0(rs: list[dict[str, Any]]) -> float | None:
 
 _ITEM_METRICS: dict[str, Callable[[list[dict[str, Any]]], float | None]] = {
     "accuracy (seed 0)": _acc0,
-    "accuracy (mean over seeds)": lambda rs: _mean([float(r["correct"]) for r in rs]),
-    "loglik_per_token": lambda rs: _mean([r["loglik_per_token"] for r in rs]),
+    "accuracy (mean over seeds)": lambda rs: mean_present([float(r["correct"]) for r in rs]),
+    "loglik_per_token": lambda rs: mean_present([r["loglik_per_token"] for r in rs]),
 }
 
 
@@ -161,26 +166,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     if report["comparisons"]:
-        crow = [
-            [
-                c["b"] + " − " + c["a"],
-                c["metric"],
-                c["n"],
-                c["mean_diff"],
-                f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
-                c["p_wilcoxon"],
-                c["p_permutation"],
-            ]
-            for c in report["comparisons"]
-        ]
-        lines += [
-            f"## Paired differences against {report.get('baseline')} (same problems)",
-            "",
-            markdown_table(
-                ["difference", "metric", "n", "mean", "bootstrap 95% CI", "p (Wilcoxon)", "p (perm.)"], crow
-            ),
-            "",
-        ]
+        heading = f"## Paired differences against {report.get('baseline')} (same problems)"
+        lines += [heading, "", comparisons_table(report["comparisons"]), ""]
     if report.get("errors"):
         lines += [f"Errors: {len(report['errors'])} (in report.json).", ""]
     return "\n".join(lines)

@@ -212,4 +212,20 @@ def now_utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-__all__ += ["now_utc"]
+__all__ += ["comparisons_table", "mean_present", "now_utc"]
+
+
+def mean_present(xs: Sequence[float | None]) -> float:
+    """Mean of the values that are present (NaN when none is)."""
+    v = [x for x in xs if x is not None]
+    return sum(v) / len(v) if v else math.nan
+
+
+def comparisons_table(comparisons: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of paired comparisons (``stats.paired_compare(...).to_dict()`` rows)."""
+    rows = []
+    for c in comparisons:
+        ci = f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]"
+        pair = f"{c['b']} − {c['a']}"
+        rows.append([pair, c["metric"], c["n"], c["mean_diff"], ci, c["p_wilcoxon"], c["p_permutation"]])
+    return markdown_table(["difference", "metric", "n", "mean", "bootstrap 95% CI", "p (Wilcoxon)", "p (perm.)"], rows)
