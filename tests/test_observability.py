@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from conftest import metric_value as value
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genesis_ps import observability as obs
@@ -23,21 +21,6 @@ from genesis_ps.testing import ScriptedModel
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    obs.configure_tracing(provider)
-    obs.reset_metrics()
-    yield exporter
-    obs.configure_tracing(None)
-    obs.reset_metrics()
-
-
-def value(name: str, **labels: str) -> float:
-    v = obs.registry().get_sample_value(name, labels)
-    return 0.0 if v is None else v
 
 
 async def test_power_sample_run_emits_span_blocks_and_metrics(spans: InMemorySpanExporter) -> None:

@@ -4,14 +4,11 @@ take the SICA and SE-Darwin routes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from conftest import metric_value as value
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from genesis_ps import observability as obs
 from genesis_ps.evaluators import CodeEvaluator, SandboxLimits
 from genesis_ps.graph import build_graph
 from genesis_ps.sampling import Prompt
@@ -41,21 +38,6 @@ def responder(prompt: Prompt) -> str:
     return "The answer is 4."
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    obs.configure_tracing(provider)
-    obs.reset_metrics()
-    yield exporter
-    obs.configure_tracing(None)
-    obs.reset_metrics()
-
-
-def value(name: str, **labels: str) -> float:
-    v = obs.registry().get_sample_value(name, labels)
-    return 0.0 if v is None else v
 
 
 async def test_graph_run_with_power_sampling_enabled(spans: InMemorySpanExporter) -> None:
