@@ -1,4 +1,4 @@
-"""Shared fixtures: an in-memory span exporter with fresh metrics, and a metric reader."""
+"""Shared fixture: an in-memory span exporter with fresh metrics."""
 
 from __future__ import annotations
 
@@ -24,8 +24,3 @@ def spans() -> Iterator[InMemorySpanExporter]:
     obs.configure_tracing(None)
     obs.reset_metrics()
 
-
-def metric_value(name: str, **labels: str) -> float:
-    """A sample of the package's Prometheus registry (0 when absent)."""
-    v = obs.registry().get_sample_value(name, labels)
-    return 0.0 if v is None else v

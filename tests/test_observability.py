@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import metric_value as value
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genesis_ps import observability as obs
 from genesis_ps.errors import ConfigError
+from genesis_ps.observability import metric_value as value
 from genesis_ps.sampling import SamplerParams, generate, power_sample, single_shot
 from genesis_ps.sampling.toys import eos_toy
 from genesis_ps.testing import ScriptedModel

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import metric_value as value
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genesis_ps.evaluators import CodeEvaluator, SandboxLimits
 from genesis_ps.graph import build_graph
+from genesis_ps.observability import metric_value as value
 from genesis_ps.sampling import Prompt
 from genesis_ps.settings import Settings
 from genesis_ps.testing import ScriptedModel

@@ -33,6 +33,7 @@ __all__ = [
     "configure_tracing",
     "current_layer",
     "layer_scope",
+    "metric_value",
     "metrics",
     "node_span",
     "record_call",
@@ -166,6 +167,12 @@ def metrics() -> _Metrics:
 def registry() -> CollectorRegistry:
     """The ``CollectorRegistry`` holding every genesis_ps metric."""
     return metrics().registry
+
+
+def metric_value(name: str, **labels: str) -> float:
+    """One sample of :func:`registry` by full name and labels (0 when it has not been recorded)."""
+    v = registry().get_sample_value(name, labels)
+    return 0.0 if v is None else v
 
 
 def reset_metrics() -> None:
