@@ -6,6 +6,10 @@ the paper's reference way — every proposal re-encodes prompt + kept prefix thr
 ``generate`` (batch 1, ``output_scores`` / ``output_logits``; log p and log q computed exactly from those
 scores), as the reference code does; SMC with 8 particles (one batched forward per step); and the decode
 rate of our loop against ``generate``'s. Ratios are of times measured in this run, nothing else.
+
+Our loop decodes from the GGUF's Q4_1/Q8_0 blocks when the block kernel is available
+(:mod:`~genesis_ps.providers.blockmm`; same weights, bit for bit). Its decode rate on the fp32 weights is
+measured beside it, in the same alternation, so both are on record.
 """
 
 from __future__ import annotations
@@ -113,20 +117,38 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
         if model.kv_cache is not None:
             model.kv_cache.clear()
 
+    fast = model._engine.fast
+    blocks_used = fast.blocks_used if fast is not None else 0
+    plain = None  # the same network on its fp32 weights, for the record
+    if blocks_used:
+        from genesis_ps.providers.local import LocalModel
+
+        plain = LocalModel(model.hf_model, model.tokenizer, name=model.model, provider=model.provider)
+
     # warm-up (first calls allocate and dispatch); not measured
     run(model.generate(prompt, max_new_tokens=8, seed=seed))
+    if plain is not None:
+        run(plain.generate(prompt, max_new_tokens=8, seed=seed))
     _hf_generate(model, prompt, 8, 1.0, seed)
 
-    ours_rates, hf_rates = [], []
+    ours_rates, fp32_rates, hf_rates = [], [], []
     for r in range(cfg.repeats):
         fresh()
         t = time.perf_counter()
         c = run(model.generate(prompt, max_new_tokens=T, temperature=1.0, seed=seed + r))
         ours_rates.append(c.tokens_generated / (time.perf_counter() - t))
+        if plain is not None:
+            if plain.kv_cache is not None:
+                plain.kv_cache.clear()
+            t = time.perf_counter()
+            c = run(plain.generate(prompt, max_new_tokens=T, temperature=1.0, seed=seed + r))
+            fp32_rates.append(c.tokens_generated / (time.perf_counter() - t))
         t = time.perf_counter()
         n = _hf_generate(model, prompt, T, 1.0, seed + r)
         hf_rates.append(n / (time.perf_counter() - t))
-        say(f"decode rate: ours {ours_rates[-1]:.1f} tok/s, generate {hf_rates[-1]:.1f} tok/s")
+        fp32_msg = f", ours on fp32 weights {fp32_rates[-1]:.1f}" if fp32_rates else ""
+        say(f"decode rate: ours {ours_rates[-1]:.1f} tok/s{fp32_msg}, generate {hf_rates[-1]:.1f} tok/s")
+    del plain
 
     fresh()
     single = run(single_shot(model, prompt, max_new_tokens=T, temperature=tau, seed=seed))
@@ -142,15 +164,20 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     smc = run(power_sample(model, prompt, method="smc", n_particles=cfg.n_particles, **common))  # type: ignore[arg-type]
     say(f"smc: {smc.latency_s:.2f}s, {smc.tokens_generated} tokens generated")
 
+    from genesis_ps.providers import blockmm
+
     decode = statistics.median(ours_rates)
     gen_rate = statistics.median(hf_rates)
+    fp32_rate = statistics.median(fp32_rates) if fp32_rates else None
     single_tok = single.latency_s / max(single.tokens_generated, 1)
     mh_tok = mh.latency_s / max(mh.tokens_generated, 1)
     ref_tok = ref["seconds"] / max(ref["tokens_generated"], 1)
     return {
         "settings": {**asdict(cfg), "seed": seed, "proposal_temperature": tau, "single_temperature": tau,
                      "model": model.model, "device": str(model._engine.device), "load_s": round(load_s, 2),
-                     "torch_threads": torch.get_num_threads()},
+                     "torch_threads": torch.get_num_threads(), "block_weight_matrices": blocks_used,
+                     "block_kernel_unavailable": None if blocks_used else (
+                         model.block_weights_note or blockmm.unavailable_reason())},
         "single_s": single.latency_s,
         "single_tokens": single.tokens_generated,
         "mh_s": mh.latency_s,
@@ -166,10 +193,13 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
         "generate_tok_s": gen_rate,
         "decode_tok_s_runs": ours_rates,
         "generate_tok_s_runs": hf_rates,
+        "decode_fp32_weights_tok_s": fp32_rate,
+        "decode_fp32_weights_tok_s_runs": fp32_rates,
         "tokens": {"single": single.tokens_generated, "mh": mh.tokens_generated,
                    "mh_reference_style": ref["tokens_generated"], "smc": smc.tokens_generated},
         "ratios": {
             "decode_speedup_vs_generate": decode / gen_rate,
+            "decode_fp32_weights_speedup_vs_generate": fp32_rate / gen_rate if fp32_rate else None,
             "mh_speedup_vs_reference_style": ref["seconds"] / mh.latency_s,
             "mh_speedup_vs_reference_style_per_token": ref_tok / mh_tok,
             "mh_per_token_vs_single": mh_tok / single_tok,
@@ -278,6 +308,12 @@ def _print_table(report: dict[str, Any]) -> None:
     print(f"{'method':<24}{'wall s':>10}{'tokens':>10}{'ms/token':>10}")
     for name, sec, tok in rows:
         print(f"{name:<24}{sec:>10.2f}{tok:>10d}{1000 * sec / max(tok, 1):>10.1f}")
-    print(f"decode: ours {report['decode_tok_s']:.1f} tok/s, HF generate {report['generate_tok_s']:.1f} tok/s")
+    fp32 = report.get("decode_fp32_weights_tok_s")
+    fp32_msg = f", ours on fp32 weights {fp32:.1f} tok/s" if fp32 else ""
+    blocks = s.get("block_weight_matrices") or 0
+    how = f"from GGUF blocks ({blocks} matrices)" if blocks else "fp32 weights"
+    print(f"decode: ours {report['decode_tok_s']:.1f} tok/s ({how}){fp32_msg}, "
+          f"HF generate {report['generate_tok_s']:.1f} tok/s")
     for k, v in report["ratios"].items():
-        print(f"  {k:<42}{v:>8.2f}   target {report['targets'].get(k, '')}")
+        if v is not None:
+            print(f"  {k:<42}{v:>8.2f}   target {report['targets'].get(k, '')}")

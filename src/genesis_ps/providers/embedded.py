@@ -92,6 +92,7 @@ def load_embedded(*, package: str = EMBEDDED_PACKAGE, **kw: Any) -> Any:
 
         kw.setdefault("name", EMBEDDED_NAME)
         kw.setdefault("provider", "embedded")
+        kw.setdefault("gguf_weights", path)  # decode from the Q4_1/Q8_0 blocks (exact; see blockmm)
         cached = _converted_cache(path)
         with _quiet_progress():
             if cached is not None:

@@ -70,6 +70,10 @@ class LocalModel:
     for reuse (0 disables reuse). ``num_threads`` sets torch's CPU threads for this model's work.
     ``fast`` uses the lean forward of :mod:`~genesis_ps.providers.local_fast` for plain Llama models
     (self-checked against the model's own forward; ``False`` always uses the model's forward).
+    ``gguf_weights`` names the GGUF file the model was dequantised from: decode steps then multiply by its
+    Q4_1/Q8_0 blocks directly (:mod:`~genesis_ps.providers.blockmm`; each matrix is used only when it
+    dequantises to exactly the model's fp32 weight, so log-probabilities do not change).
+    ``from_pretrained(..., gguf_file=...)`` sets it.
     """
 
     provider = "local"
@@ -89,6 +93,7 @@ class LocalModel:
         context_length: int | None = None,
         num_threads: int | None = None,
         fast: bool = True,
+        gguf_weights: str | os.PathLike[str] | None = None,
     ) -> None:
         from genesis_ps.providers.local_engine import Engine
 
@@ -111,7 +116,16 @@ class LocalModel:
         ctx = context_length or getattr(cfg, "max_position_embeddings", None)
         reuse = cache_bytes > 0 and not _has_sliding_layers(cfg)
         self.kv_cache = PrefixKVCache(max_bytes=cache_bytes) if reuse else None
-        self._engine = Engine(model, eos_ids=eos, top_k=top_k, top_p=top_p, cache=self.kv_cache, fast=fast)
+        blocks: dict[str, Any] = {}
+        self.block_weights_note: str | None = None
+        """Why no GGUF block matrices are used (None when they are, or when none were offered)."""
+        if gguf_weights is not None and fast:
+            from genesis_ps.providers.blockmm import match_gguf
+
+            blocks, self.block_weights_note = match_gguf(model, gguf_weights)
+        self._engine = Engine(
+            model, eos_ids=eos, top_k=top_k, top_p=top_p, cache=self.kv_cache, fast=fast, blocks=blocks
+        )
         self.top_k, self.top_p = top_k, top_p
         notes = "log p / log q exact from one fp32 softmax of the logits"
         if top_k is not None or top_p is not None:
@@ -120,6 +134,9 @@ class LocalModel:
             notes += "; KV reuse off"
         if self._engine.fast is not None:
             notes += "; lean Llama forward (checked against the model's own)"
+            if self._engine.fast.blocks_used:
+                notes += f"; decoding multiplies by the GGUF blocks of {self._engine.fast.blocks_used} weight matrices"
+                notes += " (each proven equal to the fp32 weight)"
         self.capabilities = Capabilities(
             logprobs="exact",
             prefix_continuation=True,
@@ -157,6 +174,8 @@ class LocalModel:
             mkw["dtype"] = td
         model = transformers.AutoModelForCausalLM.from_pretrained(str(path), **mkw)
         model.to(dev)
+        if gguf_file is not None:
+            kw.setdefault("gguf_weights", os.path.join(str(path), gguf_file))
         kw.setdefault("name", os.path.basename(os.path.normpath(str(path))) + (f"/{gguf_file}" if gguf_file else ""))
         return cls(model, tok, **kw)
 

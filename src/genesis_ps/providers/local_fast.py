@@ -24,7 +24,7 @@ _FUSE_MAX_PARAMS = 1_000_000_000
 class FastLlama:
     """Callable ``(ids, pos, mask2d, cache) -> last-position logits (fp32)`` over the model's weights."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, blocks: dict[str, Any] | None = None, max_block_rows: int = 256) -> None:
         import torch
 
         self.torch = torch
@@ -40,7 +40,13 @@ class FastLlama:
         n_params = sum(p.numel() for p in model.parameters())
         fuse = n_params <= _FUSE_MAX_PARAMS
         self.layers = []
-        for layer in self.base.layers:
+        self.max_block_rows = max_block_rows
+        self.threads: int | None = None
+        """Threads for the block kernel (its own pool; the engine runs torch on one thread meanwhile)."""
+        self.blocks_used = 0
+        """Weight matrices multiplied from their GGUF blocks (see :mod:`~genesis_ps.providers.blockmm`)."""
+        blk = self._block_matrices(blocks or {})
+        for li, layer in enumerate(self.base.layers):
             a, m = layer.self_attn, layer.mlp
             qkv: tuple[Any, ...]
             gu: tuple[Any, ...]
@@ -56,14 +62,39 @@ class FastLlama:
                 gu = (m.gate_proj.weight.t(), m.up_proj.weight.t())
                 o_w, down_w = a.o_proj.weight.t(), m.down_proj.weight.t()
             norms = (layer.input_layernorm.weight, layer.post_attention_layernorm.weight)
-            self.layers.append((norms[0], qkv, o_w, norms[1], gu, down_w))
+            self.layers.append((norms[0], (qkv, blk[li][0]), ((o_w,), blk[li][1]), norms[1], (gu, blk[li][2]),
+                                ((down_w,), blk[li][3])))
+        self.lm_head_blk = (blocks or {}).get("lm_head")
+        self.blocks_used += self.lm_head_blk is not None
         self.lm_head_t = model.lm_head.weight.t().contiguous() if fuse else model.lm_head.weight.t()
         self.norm_w = self.base.norm.weight
         self.q_dim, self.kv_dim = self.n_heads * self.head_dim, self.n_kv * self.head_dim
         self.inter = int(cfg.intermediate_size)
 
-    def _lin(self, x: Any, ws: tuple[Any, ...]) -> Any:
-        """``x @ W`` for weights stored (in, out)."""
+    def _block_matrices(self, blocks: dict[str, Any]) -> list[tuple[Any, Any, Any, Any]]:
+        """Per layer: the (qkv, o, gate/up, down) block matrices, None where any part is missing."""
+        from genesis_ps.providers.blockmm import BlockMatrix
+
+        out = []
+        for li in range(len(self.base.layers)):
+            a, m = f"model.layers.{li}.self_attn.", f"model.layers.{li}.mlp."
+
+            def get(*names: str) -> Any:
+                if any(n not in blocks for n in names):
+                    return None
+                mats: list[BlockMatrix] = [blocks[n] for n in names]
+                self.blocks_used += len(mats)
+                return mats[0] if len(mats) == 1 else BlockMatrix.stack(mats)
+
+            out.append((get(a + "q_proj", a + "k_proj", a + "v_proj"), get(a + "o_proj"),
+                        get(m + "gate_proj", m + "up_proj"), get(m + "down_proj")))
+        return out
+
+    def _lin(self, x: Any, wb: tuple[tuple[Any, ...], Any]) -> Any:
+        """``x @ W`` for weights stored (in, out), from the GGUF blocks when there are few rows."""
+        ws, blk = wb
+        if blk is not None and x.numel() <= self.max_block_rows * x.shape[-1]:
+            return blk(x, self.threads)
         if len(ws) == 1:
             return self.torch.matmul(x, ws[0])
         return self.torch.cat([self.torch.matmul(x, w) for w in ws], dim=-1)
@@ -101,12 +132,12 @@ class FastLlama:
             o = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_mask, is_causal=causal, scale=self.scale, enable_gqa=self.n_kv != self.n_heads
             )
-            h = h + torch.matmul(o.transpose(1, 2).reshape(b, s, self.q_dim), o_w)
+            h = h + self._lin(o.transpose(1, 2).reshape(b, s, self.q_dim), o_w)
             x = F.rms_norm(h, (h.shape[-1],), w_post, self.eps)
             gu = self._lin(x, gu_w)
-            h = h + torch.matmul(F.silu(gu[..., : self.inter]) * gu[..., self.inter :], down_w)
+            h = h + self._lin(F.silu(gu[..., : self.inter]) * gu[..., self.inter :], down_w)
         last = F.rms_norm(h[:, -1, :], (h.shape[-1],), self.norm_w, self.eps)
-        return torch.matmul(last, self.lm_head_t).float()
+        return self._lin(last, ((self.lm_head_t,), self.lm_head_blk)).float()
 
 
 def _plain_llama(model: Any) -> bool:
@@ -120,25 +151,33 @@ def _plain_llama(model: Any) -> bool:
     return hasattr(model, "model") and hasattr(model.model, "rotary_emb") and hasattr(model, "lm_head")
 
 
-def fast_forward_for(model: Any, make_cache: Any) -> FastLlama | None:
+def fast_forward_for(model: Any, make_cache: Any, blocks: dict[str, Any] | None = None) -> FastLlama | None:
     """A checked :class:`FastLlama` for ``model``, or None when it does not apply or disagrees.
 
-    ``make_cache(n)`` must return an empty batch-1 working cache with room for ``n`` positions.
+    ``make_cache(n)`` must return an empty batch-1 working cache with room for ``n`` positions; ``blocks``
+    are GGUF block matrices proven equal to the model's weights (:func:`~genesis_ps.providers.blockmm.match_gguf`).
     """
     import torch
 
     if not _plain_llama(model) or not hasattr(torch.nn.functional, "rms_norm"):
         return None
     try:
-        fast = FastLlama(model)
-        ids = torch.tensor([[1, 2, 3, 4, 5, 6]], device=next(model.parameters()).device) % model.config.vocab_size
+        fast = FastLlama(model, blocks)
+        # A prefill on the fp32 weights, then one decode step on the blocks (when given).
+        n, rows = 6, fast.max_block_rows
+        vocab = int(model.config.vocab_size)  # ordinary tokens: special ones give atypically large activations
+        ids = (torch.arange(1, n + 2, device=next(model.parameters()).device).view(1, -1) * 997 + vocab // 3) % vocab
         with torch.inference_mode():
             ref = model(input_ids=ids, use_cache=False).logits[0].float()
-            cache = make_cache(8)
-            pos = torch.arange(4, device=ids.device).view(1, -1)
-            a = fast(ids[:, :4], pos, None, cache)
-            b = fast(ids[:, 4:5], pos[:, :1] + 4, None, cache)
-        ok = bool(torch.allclose(a[0], ref[3], atol=1e-3) and torch.allclose(b[0], ref[4], atol=1e-3))
+            cache = make_cache(n + 2)
+            pos = torch.arange(n, device=ids.device).view(1, -1)
+            fast.max_block_rows = 0
+            a = fast(ids[:, :n], pos, None, cache)
+            fast.max_block_rows = rows
+            b = fast(ids[:, n : n + 1], pos[:, :1] + n, None, cache)
+        ok = bool(torch.allclose(a[0], ref[n - 1], atol=1e-3) and torch.allclose(b[0], ref[n], atol=1e-3))
     except Exception:  # any mismatch of shapes or APIs: use the model's own forward
-        return None
+        ok = False
+    if not ok and blocks:  # the blocks disagree: keep the lean forward, on the fp32 weights
+        return fast_forward_for(model, make_cache, None)
     return fast if ok else None

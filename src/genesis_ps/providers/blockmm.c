@@ -1,0 +1,225 @@
+/* Matrix products with weights kept in their GGUF block formats, activations and sums in fp32.
+ *
+ * y[m, n] = sum_k x[m, k] * W[n, k] for m < M, n < N, where row n of W is K/32 consecutive blocks:
+ *   Q4_1 (20 bytes): fp16 d, fp16 min, 16 bytes of nibbles; q[j] = low nibble of byte j,
+ *                    q[j + 16] = high nibble of byte j; w = d * q + min.
+ *   Q8_0 (34 bytes): fp16 d, 32 signed bytes q; w = d * q.
+ * Each weight is dequantised in registers with one rounding, fma(d, q, min) (d * q is exact in fp32),
+ * which is exactly how the GGUF reader dequantises it in numpy: the weights used are bit for bit the
+ * fp32 weights of the dequantised model, and only the order of the fp32 sums differs from a GEMM.
+ *
+ * Rows of W are split over a small pool of persistent pthreads (not OpenMP: libgomp re-creates its team
+ * for every parallel region entered from a thread other than the process's first, and the local backend
+ * runs its work in a worker thread). Idle workers spin briefly, then sleep on a condition variable.
+ *
+ * Built by genesis_ps/providers/blockmm.py with: cc -O3 -mavx2 -mfma -mf16c -pthread -shared -fPIC.
+ */
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define MAX_ROWS 8
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float half_to_float(const uint8_t *p) {
+    uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
+    return _cvtsh_ss(h);
+}
+
+/* Dequantise one block into w[0..3] (8 weights each, in k order). */
+static inline void q4_1_block(const uint8_t *blk, __m256 w[4]) {
+    const __m256 d = _mm256_set1_ps(half_to_float(blk));
+    const __m256 mn = _mm256_set1_ps(half_to_float(blk + 2));
+    const __m128i qs = _mm_loadu_si128((const __m128i *)(blk + 4));
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_and_si128(qs, mask);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+    w[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), mn);
+    w[1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), mn);
+    w[2] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), mn);
+    w[3] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), mn);
+}
+
+static inline void q8_0_block(const uint8_t *blk, __m256 w[4]) {
+    const __m256 d = _mm256_set1_ps(half_to_float(blk));
+    const uint8_t *q = blk + 2;
+    for (int i = 0; i < 4; i++) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(q + 8 * i));
+        w[i] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)));
+    }
+}
+
+typedef struct {
+    int kind;
+    const uint8_t *W;
+    int64_t N, K, M, ldx, ldy;
+    const float *x;
+    float *y;
+} job_t;
+
+/* Output columns [n_lo, n_hi) of the product. */
+static void run_rows(const job_t *j, int64_t n_lo, int64_t n_hi) {
+    const int kind = j->kind;
+    const uint8_t *W = j->W;
+    const int64_t K = j->K, M = j->M, ldx = j->ldx, ldy = j->ldy;
+    const int64_t nb = K / 32;
+    const int64_t bsize = kind == 0 ? 20 : 34;
+    const int64_t row_bytes = nb * bsize;
+    for (int64_t m0 = 0; m0 < M; m0 += MAX_ROWS) {
+        const int64_t mr = (M - m0) < MAX_ROWS ? (M - m0) : MAX_ROWS;
+        const float *xs = j->x + m0 * ldx;
+        float *ys = j->y + m0 * ldy;
+        for (int64_t n = n_lo; n < n_hi; n++) {
+            const uint8_t *row = W + n * row_bytes;
+            if (mr == 1) { /* four independent sums: one chain of fmas would be latency-bound */
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                for (int64_t b = 0; b < nb; b++) {
+                    __m256 w[4];
+                    if (kind == 0)
+                        q4_1_block(row + b * bsize, w);
+                    else
+                        q8_0_block(row + b * bsize, w);
+                    const float *xb = xs + b * 32;
+                    a0 = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xb), a0);
+                    a1 = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xb + 8), a1);
+                    a2 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xb + 16), a2);
+                    a3 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xb + 24), a3);
+                }
+                ys[n] = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+                continue;
+            }
+            __m256 acc[MAX_ROWS];
+            for (int r = 0; r < MAX_ROWS; r++) acc[r] = _mm256_setzero_ps();
+            for (int64_t b = 0; b < nb; b++) {
+                __m256 w[4];
+                if (kind == 0)
+                    q4_1_block(row + b * bsize, w);
+                else
+                    q8_0_block(row + b * bsize, w);
+                const float *xb = xs + b * 32;
+                for (int r = 0; r < mr; r++) {
+                    const float *xr = xb + r * ldx;
+                    __m256 a = acc[r];
+                    a = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xr), a);
+                    a = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xr + 8), a);
+                    a = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xr + 16), a);
+                    a = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xr + 24), a);
+                    acc[r] = a;
+                }
+            }
+            for (int r = 0; r < mr; r++) ys[r * ldy + n] = hsum(acc[r]);
+        }
+    }
+}
+
+/* ---- the thread pool ---------------------------------------------------------------------------- */
+#define MAX_THREADS 64
+#define SPIN 20000
+
+static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER; /* one product at a time */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
+static job_t cur_job;
+static int cur_parts;
+static atomic_long generation;
+static atomic_int finished;
+static int n_workers;
+static long start_gen[MAX_THREADS]; /* the generation current when each worker was created */
+
+static void run_part(int part) {
+    const int64_t N = cur_job.N;
+    run_rows(&cur_job, N * part / cur_parts, N * (part + 1) / cur_parts);
+}
+
+static void *worker(void *arg) {
+    const int id = (int)(intptr_t)arg; /* 1 .. n_workers; the caller runs part 0 */
+    long seen = start_gen[id];
+    for (;;) {
+        long g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
+            if (++spins < SPIN) {
+                _mm_pause();
+                continue;
+            }
+            pthread_mutex_lock(&wake_mu);
+            while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen)
+                pthread_cond_wait(&wake_cv, &wake_mu);
+            pthread_mutex_unlock(&wake_mu);
+            break;
+        }
+        seen = g;
+        if (id < cur_parts) run_part(id);
+        atomic_fetch_add_explicit(&finished, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void grow_pool(int want) {
+    while (n_workers < want && n_workers < MAX_THREADS - 1) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        /* a new worker must not mistake the current generation for new work */
+        start_gen[n_workers + 1] = atomic_load_explicit(&generation, memory_order_acquire);
+        if (pthread_create(&t, &attr, worker, (void *)(intptr_t)(n_workers + 1)) != 0) {
+            pthread_attr_destroy(&attr);
+            break;
+        }
+        pthread_attr_destroy(&attr);
+        n_workers++;
+    }
+}
+
+/* kind: 0 = Q4_1, 1 = Q8_0. x: M x K (row stride ldx), y: M x N (row stride ldy). Returns 0 on success. */
+int blockmm(int kind, const uint8_t *W, int64_t N, int64_t K, const float *x, int64_t M, int64_t ldx, float *y,
+            int64_t ldy, int threads) {
+    if (K % 32 != 0 || M < 1 || (kind != 0 && kind != 1)) return 1;
+    job_t job = {kind, W, N, K, M, ldx, ldy, x, y};
+    if (threads <= 1 || N < 64) {
+        run_rows(&job, 0, N);
+        return 0;
+    }
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    pthread_mutex_lock(&call_mu);
+    grow_pool(threads - 1);
+    const int parts = n_workers + 1 < threads ? n_workers + 1 : threads;
+    cur_job = job;
+    cur_parts = parts;
+    atomic_store_explicit(&finished, 0, memory_order_relaxed);
+    pthread_mutex_lock(&wake_mu);
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    pthread_cond_broadcast(&wake_cv);
+    pthread_mutex_unlock(&wake_mu);
+    run_part(0);
+    while (atomic_load_explicit(&finished, memory_order_acquire) < n_workers) _mm_pause();
+    pthread_mutex_unlock(&call_mu);
+    return 0;
+}
+
+/* Dequantise rows [0, N) into out (N x K fp32), for checking against the model's own weights. */
+int dequantize(int kind, const uint8_t *W, int64_t N, int64_t K, float *out) {
+    if (K % 32 != 0 || (kind != 0 && kind != 1)) return 1;
+    const int64_t nb = K / 32;
+    const int64_t bsize = kind == 0 ? 20 : 34;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t b = 0; b < nb; b++) {
+            __m256 w[4];
+            const uint8_t *blk = W + (n * nb + b) * bsize;
+            if (kind == 0)
+                q4_1_block(blk, w);
+            else
+                q8_0_block(blk, w);
+            for (int i = 0; i < 4; i++) _mm256_storeu_ps(out + n * K + b * 32 + 8 * i, w[i]);
+        }
+    }
+    return 0;
+}
