@@ -159,3 +159,30 @@ def test_sampler_rows_are_independent_and_seeded() -> None:
     b = sample(logq, torch.Generator().manual_seed(7))
     assert a.shape == (6, 1) and torch.equal(a, b)
     assert bool((logq.gather(-1, a) > -30).all())  # drawn tokens carry real probability
+
+
+@needs_kernel
+def test_a_forked_child_gets_a_pool_of_its_own(reader: object) -> None:
+    import os
+    import signal
+    import time
+
+    t = tensor(reader, "blk.1.ffn_gate.weight")
+    bm = blockmm.BlockMatrix(torch.from_numpy(t.data.copy()), t.tensor_type.name, 576)
+    x = torch.randn(3, 576, generator=torch.Generator().manual_seed(0))
+    want = bm(x, 2)  # the parent's pool now has a worker; the child inherits none
+    pid = os.fork()
+    if pid == 0:  # child: the product must finish (not wait forever for the parent's worker) and agree
+        ok = torch.equal(bm(x, 2), want)
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's product hung")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
