@@ -56,6 +56,13 @@ static inline void q8_0_block(const uint8_t *blk, __m256 w[4]) {
     }
 }
 
+static inline void load_block(int kind, const uint8_t *blk, __m256 w[4]) {
+    if (kind == 0)
+        q4_1_block(blk, w);
+    else
+        q8_0_block(blk, w);
+}
+
 typedef struct {
     int kind;
     const uint8_t *W;
@@ -82,10 +89,7 @@ static void run_rows(const job_t *j, int64_t n_lo, int64_t n_hi) {
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
                 for (int64_t b = 0; b < nb; b++) {
                     __m256 w[4];
-                    if (kind == 0)
-                        q4_1_block(row + b * bsize, w);
-                    else
-                        q8_0_block(row + b * bsize, w);
+                    load_block(kind, row + b * bsize, w);
                     const float *xb = xs + b * 32;
                     a0 = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xb), a0);
                     a1 = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xb + 8), a1);
@@ -99,10 +103,7 @@ static void run_rows(const job_t *j, int64_t n_lo, int64_t n_hi) {
             for (int r = 0; r < MAX_ROWS; r++) acc[r] = _mm256_setzero_ps();
             for (int64_t b = 0; b < nb; b++) {
                 __m256 w[4];
-                if (kind == 0)
-                    q4_1_block(row + b * bsize, w);
-                else
-                    q8_0_block(row + b * bsize, w);
+                load_block(kind, row + b * bsize, w);
                 const float *xb = xs + b * 32;
                 for (int r = 0; r < mr; r++) {
                     const float *xr = xb + r * ldx;
@@ -229,10 +230,7 @@ int dequantize(int kind, const uint8_t *W, int64_t N, int64_t K, float *out) {
         for (int64_t b = 0; b < nb; b++) {
             __m256 w[4];
             const uint8_t *blk = W + (n * nb + b) * bsize;
-            if (kind == 0)
-                q4_1_block(blk, w);
-            else
-                q8_0_block(blk, w);
+            load_block(kind, blk, w);
             for (int i = 0; i < 4; i++) _mm256_storeu_ps(out + n * K + b * 32 + 8 * i, w[i]);
         }
     }
