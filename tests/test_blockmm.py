@@ -186,3 +186,19 @@ def test_a_forked_child_gets_a_pool_of_its_own(reader: object) -> None:
             pytest.fail("the forked child's product hung")
         time.sleep(0.05)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_status_says_what_library_would_do_without_building(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.setenv("GENESIS_PS_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("GENESIS_PS_BLOCK_KERNELS", raising=False)
+    before = blockmm.status()
+    assert not list(tmp_path.iterdir())  # type: ignore[attr-defined]  (nothing compiled by asking)
+    if before["usable"]:
+        assert "on first use" in before["detail"]
+        monkeypatch.setattr(blockmm, "_state", {})
+        assert blockmm.library() is not None
+        assert blockmm.status() == {"usable": True, "detail": f"compiled: {blockmm._target()}"}
+    monkeypatch.setenv("GENESIS_PS_BLOCK_KERNELS", "off")
+    assert blockmm.status() == {"usable": False, "detail": "turned off by GENESIS_PS_BLOCK_KERNELS"}

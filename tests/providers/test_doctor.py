@@ -32,12 +32,13 @@ def test_doctor_json_lists_every_provider_and_the_flags(monkeypatch: pytest.Monk
     assert by_name["openai-compatible"]["logprobs"] == "top_k" and by_name["openai-compatible"]["prefix_continuation"]
     assert by_name["openai-compatible"]["configured"] is False
     assert report["flags"]["enabled"] is True
+    assert set(report["local_block_kernel"]) == {"usable", "detail"}
 
 
 def test_doctor_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "gemini" in out and "flags:" in out
+    assert "gemini" in out and "flags:" in out and "local GGUF block kernel:" in out
 
 
 def test_report_reflects_missing_packages(monkeypatch: pytest.MonkeyPatch) -> None:

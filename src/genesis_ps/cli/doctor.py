@@ -73,9 +73,14 @@ def provider_report(environ: Mapping[str, str] | None = None) -> list[dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
+    from genesis_ps.providers import blockmm
     from genesis_ps.settings import Settings
 
-    report: dict[str, Any] = {"providers": provider_report(), "flags": Settings.from_env().flags()}
+    report: dict[str, Any] = {
+        "providers": provider_report(),
+        "flags": Settings.from_env().flags(),
+        "local_block_kernel": blockmm.status(),
+    }
     if getattr(args, "json", False):
         print(json.dumps(report, indent=2, sort_keys=True))
         return 0
@@ -84,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         status = "yes" if p["configured"] else "no (" + "; ".join(p["problems"]) + ")"
         print(f"{p['name']:<18} {p['logprobs']:<8} {p['prefix_continuation']!s:<7} {p['batch']!s:<6} {status}")
     print("flags: " + ", ".join(f"{k}={v}" for k, v in report["flags"].items()))
+    kernel = report["local_block_kernel"]
+    print(f"local GGUF block kernel: {'yes' if kernel['usable'] else 'no'} ({kernel['detail']})")
     return 0
 
 

@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BlockMatrix", "library", "match_gguf", "unavailable_reason"]
+__all__ = ["BlockMatrix", "library", "match_gguf", "status", "unavailable_reason"]
 
 _SOURCE = Path(__file__).with_name("blockmm.c")
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-pthread", "-shared", "-fPIC"]
@@ -55,9 +55,24 @@ def _cpu_ok() -> str | None:
     return f"the CPU lacks {', '.join(missing)}" if missing else None
 
 
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def _turned_off() -> bool:
+    return os.environ.get("GENESIS_PS_BLOCK_KERNELS", "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def _target() -> Path:
+    from genesis_ps.providers.embedded import cache_dir
+
+    digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:16]
+    return cache_dir() / "kernels" / f"blockmm-{digest}.so"
+
+
 def _compile(target: Path) -> str | None:
     """Build the kernel into ``target``; returns an error string, or None on success."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    cc = _compiler()
     if not cc:
         return "no C compiler found (set $CC or install gcc)"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,15 +100,12 @@ def library() -> Any:
         if "lib" in _state:
             return _state["lib"]
         _state["lib"], _state["why"] = None, None
-        if os.environ.get("GENESIS_PS_BLOCK_KERNELS", "1").strip().lower() in ("0", "false", "no", "off"):
+        if _turned_off():
             _state["why"] = "turned off by GENESIS_PS_BLOCK_KERNELS"
             return None
         why = _cpu_ok()
         if why is None:
-            from genesis_ps.providers.embedded import cache_dir
-
-            digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:16]
-            target = cache_dir() / "kernels" / f"blockmm-{digest}.so"
+            target = _target()
             if not target.is_file():
                 why = _compile(target)
             if why is None:
@@ -107,6 +119,23 @@ def library() -> Any:
                     why = f"cannot load {target}: {e}"
         _state["why"] = why
         return _state["lib"]
+
+
+def status() -> dict[str, Any]:
+    """What :func:`library` would do, without compiling or loading anything (for ``genesis-ps doctor``):
+    ``{"usable": bool, "detail": str}``."""
+    if _turned_off():
+        return {"usable": False, "detail": "turned off by GENESIS_PS_BLOCK_KERNELS"}
+    why = _cpu_ok()
+    if why is not None:
+        return {"usable": False, "detail": why}
+    target = _target()
+    if target.is_file():
+        return {"usable": True, "detail": f"compiled: {target}"}
+    cc = _compiler()
+    if not cc:
+        return {"usable": False, "detail": "no C compiler found (set $CC or install gcc)"}
+    return {"usable": True, "detail": f"compiled with {cc} on first use into {target.parent}"}
 
 
 def unavailable_reason() -> str | None:
