@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import httpx2
@@ -124,14 +125,21 @@ async def test_concurrency_is_limited_by_the_semaphore() -> None:
     peak = 0
     server = FakeServer("openai_chat")
     inner = server.handle
+    two_in_flight = asyncio.Event()
 
     async def handle(request: httpx2.Request) -> httpx2.Response:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        if in_flight >= 2:
+            two_in_flight.set()
         try:
+            # Hold each request until a second one is in flight (or 2 s pass), so the peak does not
+            # depend on how fast the SDK's stack happens to reach the transport.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(two_in_flight.wait(), timeout=2.0)
+            for _ in range(5):
+                await asyncio.sleep(0)
             return await inner(request)
         finally:
             in_flight -= 1
