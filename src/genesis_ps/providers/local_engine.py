@@ -67,8 +67,9 @@ def sample(logq: Any, gen: Any) -> Any:
     import torch
 
     cdf = logq.double().exp_().cumsum_(dim=-1)
+    # u < cdf[-1], so the first index with cdf > u exists and carries positive mass (cdf rose there)
     u = torch.rand((logq.shape[0], 1), generator=gen, dtype=torch.float64, device=logq.device) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).clamp_(max=logq.shape[-1] - 1)
+    return torch.searchsorted(cdf, u, right=True)
 
 
 class Engine:
