@@ -124,3 +124,27 @@ def test_bench_speed_validates_before_loading(
     monkeypatch.setattr("genesis_ps.providers.embedded.load_embedded", _no_model)
     assert main(["bench", "speed", *argv]) == 2
     assert argv[0].lstrip("-").replace("-", "_") in capsys.readouterr().err.replace("-", "_")
+
+
+def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    from genesis_ps.providers import blockmm
+
+    argv = ["bench", "speed", "--json", "--max-new-tokens", "8", "--block-size", "4", "--n-mcmc", "1",
+            "--particles", "2", "--seed", "1"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("single_s", "mh_s", "mh_reference_style_s", "smc_s", "decode_tok_s", "generate_tok_s", "tokens"):
+        assert key in report
+    assert set(report["ratios"]) >= {"decode_speedup_vs_generate", "mh_speedup_vs_reference_style",
+                                     "mh_per_token_vs_single", "smc_vs_single"}
+    assert all(v > 0 for v in report["ratios"].values() if v is not None)
+    assert report["tokens"]["smc"] >= report["smc_tokens_returned"] > 0
+    assert report["tokens"]["mh"] >= report["tokens"]["single"] > 0
+    blocks = report["settings"]["block_weight_matrices"]
+    if blockmm.library() is not None:
+        assert blocks == 211 and report["decode_fp32_weights_tok_s"] > 0
+        assert report["settings"]["block_kernel_unavailable"] is None
+    else:
+        assert blocks == 0 and report["decode_fp32_weights_tok_s"] is None
+        assert report["settings"]["block_kernel_unavailable"]
