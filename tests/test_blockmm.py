@@ -202,3 +202,27 @@ def test_status_says_what_library_would_do_without_building(
         assert blockmm.status() == {"usable": True, "detail": f"compiled: {blockmm._target()}"}
     monkeypatch.setenv("GENESIS_PS_BLOCK_KERNELS", "off")
     assert blockmm.status() == {"usable": False, "detail": "turned off by GENESIS_PS_BLOCK_KERNELS"}
+
+
+@needs_kernel
+async def test_decoding_from_blocks_runs_torch_on_one_thread_and_restores_it(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = model._engine.fast
+    assert fast is not None and fast.blocks_used
+    seen: list[tuple[int, int | None]] = []
+    forward = type(fast).__call__
+
+    def spy(self: object, *a: object) -> object:
+        seen.append((torch.get_num_threads(), fast.threads))
+        return forward(self, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(fast), "__call__", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        await model.extend(Prompt.user("Count to three."), [()], 4, 1.0, seed=2)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert seen and all(s == (1, 2) for s in seen)  # torch on one thread, the kernel on torch's count

@@ -300,7 +300,7 @@ async def test_flags_on_power_samples_every_generation_and_rollout_splits_reques
         reasons = {f["reason"] for f in out["fallbacks"]}
         assert reasons in (set(), {"rollout"})  # a request is wholly on one side
         sides.append(bool(reasons))
-    assert True in sides and False in sides
+    assert any(sides) and not all(sides)  # both sides of the rollout occur
 
 
 async def test_max_concurrency_bounds_each_wave() -> None:
