@@ -96,7 +96,7 @@ def test_smoke_on_embedded_model(tmp_path: Path) -> None:
     import asyncio
 
     pytest.importorskip("transformers")
-    from genesis_ps.providers.embedded import load_embedded
+    from genesis_ps.providers.local.embedded import load_embedded
 
     cfg = QualityConfig(
         n=2, seeds=2, out=str(tmp_path), params=SamplerParams(max_new_tokens=4, block_size=2, n_mcmc=1, n_particles=2)

@@ -12,10 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 gguf = pytest.importorskip("gguf")
 
-from genesis_ps.providers import blockmm  # noqa: E402
-from genesis_ps.providers.embedded import load_embedded, locate_embedded  # noqa: E402
-from genesis_ps.providers.local import LocalModel  # noqa: E402
-from genesis_ps.providers.local_engine import sample  # noqa: E402
+from genesis_ps.providers.local import blockmm  # noqa: E402
+from genesis_ps.providers.local.embedded import load_embedded, locate_embedded  # noqa: E402
+from genesis_ps.providers.local.engine import sample  # noqa: E402
+from genesis_ps.providers.local.model import LocalModel  # noqa: E402
 from genesis_ps.sampling.protocol import Prompt  # noqa: E402
 
 needs_kernel = pytest.mark.skipif(blockmm.library() is None, reason=f"block kernel: {blockmm.unavailable_reason()}")

@@ -109,7 +109,7 @@ def test_run_resume_continues_without_redoing_tasks(
 
 def _embedded_available() -> bool:
     try:
-        import genesis_ps.providers.embedded  # noqa: F401
+        import genesis_ps.providers.local.embedded  # noqa: F401
     except ImportError:
         return False
     return True

@@ -121,14 +121,14 @@ def test_sample_subprocess_prints_one_json_object() -> None:
 def test_bench_speed_validates_before_loading(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    monkeypatch.setattr("genesis_ps.providers.embedded.load_embedded", _no_model)
+    monkeypatch.setattr("genesis_ps.providers.local.embedded.load_embedded", _no_model)
     assert main(["bench", "speed", *argv]) == 2
     assert argv[0].lstrip("-").replace("-", "_") in capsys.readouterr().err.replace("-", "_")
 
 
 def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
-    from genesis_ps.providers import blockmm
+    from genesis_ps.providers.local import blockmm
 
     argv = ["bench", "speed", "--json", "--max-new-tokens", "8", "--block-size", "4", "--n-mcmc", "1",
             "--particles", "2", "--seed", "1"]

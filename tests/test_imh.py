@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import genesis_ps
-from genesis_ps.sampling import Budget, Prompt, SamplerParams, Segment, Target, exact
+from genesis_ps.sampling import Budget, Prompt, SamplerParams, Segment, Target
 from genesis_ps.sampling._common import State
 from genesis_ps.sampling.imh import imh_log_ratio, run_imh
-from genesis_ps.sampling.toys import ToyLM, eos_toy
+from genesis_ps.testing import exact
+from genesis_ps.testing.toys import ToyLM, eos_toy
 
 P = Prompt.text("")
 
@@ -104,7 +105,7 @@ async def test_provider_caveats_travel_with_the_result(method: str) -> None:
     from dataclasses import replace
 
     from genesis_ps import power_sample
-    from genesis_ps.sampling.toys import eos_toy
+    from genesis_ps.testing.toys import eos_toy
 
     toy = eos_toy()
     toy.capabilities = replace(toy.capabilities, notes="proposals are drawn at temperature 1")

@@ -13,8 +13,8 @@ pytest.importorskip("transformers")
 
 from genesis_ps import SamplerParams, power_sample  # noqa: E402
 from genesis_ps.errors import ConfigError, PromptTooLongError  # noqa: E402
-from genesis_ps.providers.embedded import load_embedded  # noqa: E402
-from genesis_ps.providers.local import LocalModel  # noqa: E402
+from genesis_ps.providers.local.embedded import load_embedded  # noqa: E402
+from genesis_ps.providers.local.model import LocalModel  # noqa: E402
 from genesis_ps.sampling.protocol import Prompt  # noqa: E402
 
 PROMPT = Prompt.user("Write a short poem about the sea.")

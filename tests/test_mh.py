@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 import genesis_ps
 from genesis_ps.errors import CapabilityError, ConfigError, MalformedResponseError
-from genesis_ps.sampling import Budget, Prompt, SamplerParams, Segment, Target, exact
+from genesis_ps.sampling import Budget, Prompt, SamplerParams, Segment, Target
 from genesis_ps.sampling.mh import mh_chains, mh_log_ratio, run_mh, stage_limits
-from genesis_ps.sampling.toys import ToyLM, eos_toy, sharp_toy
-from genesis_ps.testing import ScriptedModel
+from genesis_ps.testing import ScriptedModel, exact
+from genesis_ps.testing.toys import ToyLM, eos_toy, sharp_toy
 
 P = Prompt.text("")
 

@@ -13,10 +13,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from genesis_ps import observability as obs
 from genesis_ps.errors import ConfigError
+from genesis_ps.generation import generate, power_sample, single_shot
 from genesis_ps.observability import metric_value as value
-from genesis_ps.sampling import SamplerParams, generate, power_sample, single_shot
-from genesis_ps.sampling.toys import eos_toy
+from genesis_ps.sampling import SamplerParams
 from genesis_ps.testing import ScriptedModel
+from genesis_ps.testing.toys import eos_toy
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import pytest
 
 from genesis_ps.errors import ConfigError, ProviderConnectionError
 from genesis_ps.evaluators.base import as_reward
-from genesis_ps.evaluators.decomposition import DecompositionEvaluator
 from genesis_ps.planners import MAX_REQUEST_CHARS, decompose, heuristic_decompose
+from genesis_ps.planners.quality import DecompositionEvaluator
 from genesis_ps.sampling import Prompt, SamplerParams
 from genesis_ps.settings import Settings
 from genesis_ps.testing import ScriptedModel

@@ -9,12 +9,12 @@ import pytest
 
 from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators import MathAnswerEvaluator, Score
+from genesis_ps.generation import generate, model_generator
 from genesis_ps.loops import SicaConfig, compare_modes, parse_critique, run_sica
-from genesis_ps.operators import model_generator
-from genesis_ps.sampling import Prompt, SamplerParams, generate
+from genesis_ps.sampling import Prompt, SamplerParams
 from genesis_ps.sampling.result import GenerationResult
-from genesis_ps.sampling.toys import sharp_toy
 from genesis_ps.testing import ScriptedModel
+from genesis_ps.testing.toys import sharp_toy
 
 TASK = "What is 2 + 2?"
 PARAMS = SamplerParams(method="imh", n_mcmc=2, max_new_tokens=32, seed=0)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import genesis_ps
-from genesis_ps.sampling import Budget, Prompt, SamplerParams, Target, exact
+from genesis_ps.sampling import Budget, Prompt, SamplerParams, Target
 from genesis_ps.sampling.smc import (
     alpha_schedule,
     ess,
@@ -21,8 +21,8 @@ from genesis_ps.sampling.smc import (
     smc_particles,
     systematic_resample,
 )
-from genesis_ps.sampling.toys import ToyLM, eos_toy, sharp_toy
-from genesis_ps.testing import ScriptedModel
+from genesis_ps.testing import ScriptedModel, exact
+from genesis_ps.testing.toys import ToyLM, eos_toy, sharp_toy
 
 P = Prompt.text("")
 

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from genesis_ps.sampling import Prompt, TokenModel, exact
-from genesis_ps.sampling.toys import ToyLM, eos_toy, random_toy, sharp_toy
+from genesis_ps.sampling import Prompt, TokenModel
+from genesis_ps.testing import exact
+from genesis_ps.testing.toys import ToyLM, eos_toy, random_toy, sharp_toy
 
 P = Prompt.text("")
 

@@ -1,9 +1,26 @@
 """genesis_ps: power sampling from p(x)^α inside a LangGraph task-decomposition graph.
 
-Importing the package needs neither torch nor any provider SDK; those load when a backend is used.
+The front door::
+
+    from genesis_ps import build_graph, build_model, power_sample, generate, SamplerParams, Settings
+
+Importing the package needs neither torch nor any provider SDK; those load when a backend is used, and
+LangGraph loads with the first use of :func:`build_graph`.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
 from genesis_ps.errors import ConfigError, GenesisError
+from genesis_ps.generation import (
+    Generator,
+    fallback_reason,
+    generate,
+    model_generator,
+    power_sample,
+    single_shot,
+)
+from genesis_ps.providers import build_model
 from genesis_ps.sampling import (
     Budget,
     Capabilities,
@@ -13,19 +30,23 @@ from genesis_ps.sampling import (
     Segment,
     Target,
     TokenModel,
-    generate,
-    power_sample,
-    single_shot,
 )
 from genesis_ps.settings import Settings
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from genesis_ps.graph import build_graph
+
+try:
+    __version__ = version("genesis_ps")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "Budget",
     "Capabilities",
     "ConfigError",
     "GenerationResult",
+    "Generator",
     "GenesisError",
     "Prompt",
     "SamplerParams",
@@ -34,7 +55,19 @@ __all__ = [
     "Target",
     "TokenModel",
     "__version__",
+    "build_graph",
+    "build_model",
+    "fallback_reason",
     "generate",
+    "model_generator",
     "power_sample",
     "single_shot",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "build_graph":  # LangGraph loads only when the graph is wanted
+        from genesis_ps.graph import build_graph
+
+        return build_graph
+    raise AttributeError(f"module 'genesis_ps' has no attribute {name!r}")

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -44,7 +43,6 @@ __all__ = [
     "set_attributes",
     "span",
     "start_metrics_server",
-    "traced_node",
 ]
 
 NAMESPACE = "genesis_ps"
@@ -330,20 +328,3 @@ def node_span(node: str, **attributes: Any) -> Iterator[Any]:
     finally:
         m.node_duration.labels(node).observe(time.perf_counter() - t0)
         m.node_runs.labels(node, status).inc()
-
-
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-def traced_node(node: str) -> Callable[[F], F]:
-    """Decorator for an async graph node function: runs it inside :func:`node_span`."""
-
-    def deco(fn: F) -> F:
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with node_span(node):
-                return await fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return deco

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 import pytest
 
 from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedError
-from genesis_ps.sampling import Prompt, SamplerParams, TokenModel, generate
+from genesis_ps.generation import generate
+from genesis_ps.sampling import Prompt, SamplerParams, TokenModel
 
 PROMPT = Prompt.user("Name an animal.")
 

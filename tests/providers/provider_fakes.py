@@ -217,10 +217,10 @@ class Recorder:
 
 
 def resilience(provider: str, model: str, rec: Recorder | None = None, **kw: Any) -> Any:
-    from genesis_ps.providers.resilience import BreakerRegistry, Resilience, RetryPolicy
+    from genesis_ps.providers.resilience import BreakerRegistry, ProviderRetryPolicy, Resilience
 
     rec = rec or Recorder()
-    kw.setdefault("retry", RetryPolicy(jitter_s=0.0))
+    kw.setdefault("retry", ProviderRetryPolicy(jitter_s=0.0))
     return Resilience(provider, model, sleep=rec.sleep, clock=rec.clock, breakers=BreakerRegistry(), **kw)
 
 
@@ -239,10 +239,10 @@ def adapter(kind: str, server: FakeServer | None = None, *, res: Any = None, cli
                                     max_retries=client_retries,
                                     http_client=httpx2.AsyncClient(transport=server.transport()))
         if kind == "chat":
-            from genesis_ps.providers.openai_chat import OpenAIChatModel
+            from genesis_ps.providers.hosted.openai_chat import OpenAIChatModel
 
             return OpenAIChatModel(client, "gpt-fake", resilience=res or resilience("openai", "gpt-fake"), **kw)
-        from genesis_ps.providers.openai_completions import OpenAICompletionsModel
+        from genesis_ps.providers.hosted.openai_completions import OpenAICompletionsModel
 
         if kind == "completions-ids":
             kw.setdefault("tokenizer", ToyTokenizer())
@@ -252,14 +252,14 @@ def adapter(kind: str, server: FakeServer | None = None, *, res: Any = None, cli
         from google import genai
         from google.genai import types
 
-        from genesis_ps.providers.gemini import GeminiModel
+        from genesis_ps.providers.hosted.gemini import GeminiModel
 
         client = genai.Client(api_key=TEST_KEYS["gemini"], http_options=types.HttpOptions(
             base_url="http://fake.test", async_client_args={"transport": server.transport()}))
         return GeminiModel(client, "gemini-fake", resilience=res or resilience("gemini", "gemini-fake"), **kw)
     import anthropic
 
-    from genesis_ps.providers.anthropic_adapter import AnthropicModel
+    from genesis_ps.providers.hosted.anthropic_messages import AnthropicModel
 
     client = anthropic.AsyncAnthropic(api_key=TEST_KEYS["anthropic"], base_url="http://fake.test",
                                       max_retries=client_retries,

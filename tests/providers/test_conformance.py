@@ -85,7 +85,7 @@ class TestAnthropic(ConformanceSuite):
 
 @pytest.fixture(scope="module")
 def embedded_model() -> Any:
-    mod = pytest.importorskip("genesis_ps.providers.embedded", reason="embedded backend not written yet")
+    mod = pytest.importorskip("genesis_ps.providers.local.embedded", reason="the local backend is not installed")
     from genesis_ps.errors import ModelNotAvailableError
 
     try:

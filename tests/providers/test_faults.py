@@ -18,7 +18,7 @@ from genesis_ps.errors import (
     ProviderTimeoutError,
     RateLimitError,
 )
-from genesis_ps.providers.resilience import RetryPolicy, TimeoutPolicy
+from genesis_ps.providers.resilience import ProviderRetryPolicy, ProviderTimeoutPolicy
 from genesis_ps.sampling import Prompt
 
 KINDS = ["chat", "completions", "gemini", "anthropic"]
@@ -63,7 +63,9 @@ async def test_retry_after_ms_takes_precedence(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_5xx_backs_off_exponentially_with_exact_sleeps(kind: str) -> None:
-    model, server, rec = setup(kind, retry=RetryPolicy(max_retries=3, initial_delay_s=0.5, multiplier=2.0, jitter_s=0))
+    model, server, rec = setup(
+        kind, retry=ProviderRetryPolicy(max_retries=3, initial_delay_s=0.5, multiplier=2.0, jitter_s=0)
+    )
     for status in (500, 503, 502):
         server.script.append(error(status, "server trouble", kind=ERR_KIND[kind]))
     await call(model, kind)
@@ -73,7 +75,7 @@ async def test_5xx_backs_off_exponentially_with_exact_sleeps(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_retries_are_bounded(kind: str) -> None:
-    model, server, rec = setup(kind, retry=RetryPolicy(max_retries=2, initial_delay_s=1.0, jitter_s=0))
+    model, server, rec = setup(kind, retry=ProviderRetryPolicy(max_retries=2, initial_delay_s=1.0, jitter_s=0))
     for _ in range(5):
         server.script.append(error(500, "down", kind=ERR_KIND[kind]))
     with pytest.raises(ProviderServerError) as info:
@@ -84,7 +86,7 @@ async def test_retries_are_bounded(kind: str) -> None:
 
 
 async def test_total_retry_time_is_bounded() -> None:
-    model, server, rec = setup("chat", retry=RetryPolicy(max_retries=10, initial_delay_s=4.0, jitter_s=0,
+    model, server, rec = setup("chat", retry=ProviderRetryPolicy(max_retries=10, initial_delay_s=4.0, jitter_s=0,
                                                          max_total_s=10.0))
     for _ in range(10):
         server.script.append(error(500, "down"))
@@ -94,7 +96,7 @@ async def test_total_retry_time_is_bounded() -> None:
 
 
 async def test_retry_after_beyond_limit_is_not_waited_for() -> None:
-    model, server, rec = setup("chat", retry=RetryPolicy(max_retry_after_s=30.0, jitter_s=0))
+    model, server, rec = setup("chat", retry=ProviderRetryPolicy(max_retry_after_s=30.0, jitter_s=0))
     server.script.append(error(429, "come back tomorrow", {"retry-after": "86400"}))
     with pytest.raises(RateLimitError) as info:
         await call(model, "chat")
@@ -109,7 +111,7 @@ async def test_jitter_is_seeded_and_bounded() -> None:
 
     rec = Recorder()
     res = Resilience("openai", "m", sleep=rec.sleep, clock=rec.clock, breakers=BreakerRegistry(), rng=random.Random(5),
-                     retry=RetryPolicy(initial_delay_s=1.0, jitter_s=0.5))
+                     retry=ProviderRetryPolicy(initial_delay_s=1.0, jitter_s=0.5))
     server = FakeServer("openai_chat")
     model = adapter("chat", server, res=res)
     server.script.extend([error(500, "x"), error(500, "x")])
@@ -129,7 +131,7 @@ async def test_connection_reset_is_retried(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_connection_failure_surfaces_normalised(kind: str) -> None:
-    model, server, _ = setup(kind, retry=RetryPolicy(max_retries=0))
+    model, server, _ = setup(kind, retry=ProviderRetryPolicy(max_retries=0))
     server.script.append(httpx2.ConnectError("connection refused"))
     with pytest.raises(ProviderConnectionError):
         await call(model, kind)
@@ -137,7 +139,7 @@ async def test_connection_failure_surfaces_normalised(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_sdk_read_timeout_is_a_provider_timeout(kind: str) -> None:
-    model, server, _ = setup(kind, retry=RetryPolicy(max_retries=0))
+    model, server, _ = setup(kind, retry=ProviderRetryPolicy(max_retries=0))
     server.script.append(httpx2.ReadTimeout("read timed out"))
     with pytest.raises(ProviderTimeoutError):
         await call(model, kind)
@@ -145,7 +147,7 @@ async def test_sdk_read_timeout_is_a_provider_timeout(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_our_timeout_cuts_a_hanging_call_and_retries(kind: str) -> None:
-    model, server, rec = setup(kind, timeout=TimeoutPolicy(per_call_s=0.05))
+    model, server, rec = setup(kind, timeout=ProviderTimeoutPolicy(per_call_s=0.05))
     server.script.append("hang")
     await call(model, kind)
     assert rec.sleeps == [0.5]
@@ -162,7 +164,7 @@ async def test_malformed_json_is_retried(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_malformed_json_surfaces_as_malformed_response(kind: str) -> None:
-    model, server, _ = setup(kind, retry=RetryPolicy(max_retries=0))
+    model, server, _ = setup(kind, retry=ProviderRetryPolicy(max_retries=0))
     server.script.append(malformed)
     with pytest.raises(MalformedResponseError):
         await call(model, kind)
@@ -187,7 +189,7 @@ def _strip_logprobs(kind: str) -> Any:
 
 @pytest.mark.parametrize("kind", LOGPROB_KINDS)
 async def test_response_missing_logprobs_is_malformed_and_retried(kind: str) -> None:
-    model, server, _rec = setup(kind, retry=RetryPolicy(max_retries=1, jitter_s=0))
+    model, server, _rec = setup(kind, retry=ProviderRetryPolicy(max_retries=1, jitter_s=0))
     server.script.extend([_strip_logprobs(kind), _strip_logprobs(kind)])
     with pytest.raises(MalformedResponseError):
         await call(model, kind)
@@ -247,7 +249,7 @@ async def test_409_is_retried_as_a_server_error(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_408_is_a_retried_timeout(kind: str) -> None:
-    model, server, _rec = setup(kind, retry=RetryPolicy(max_retries=0))
+    model, server, _rec = setup(kind, retry=ProviderRetryPolicy(max_retries=0))
     server.script.append(error(408, "request timeout", kind=ERR_KIND[kind]))
     with pytest.raises(ProviderTimeoutError):
         await call(model, kind)

@@ -9,8 +9,8 @@ import sys
 def test_adapter_modules_import_no_sdk() -> None:
     code = (
         "import sys\n"
-        "import genesis_ps.providers.hosted, genesis_ps.providers.openai_chat, genesis_ps.providers.gemini\n"
-        "import genesis_ps.providers.openai_completions, genesis_ps.providers.anthropic_adapter\n"
+        "import genesis_ps.providers, genesis_ps.providers.hosted.openai_chat, genesis_ps.providers.hosted.gemini\n"
+        "import genesis_ps.providers.hosted.openai_completions, genesis_ps.providers.hosted.anthropic_messages\n"
         "import genesis_ps.providers.resilience, genesis_ps.providers.normalize, genesis_ps.providers.topk\n"
         "bad = [m for m in ('openai', 'anthropic', 'google.genai', 'torch', 'transformers', 'httpx2')"
         " if m in sys.modules]\n"

@@ -15,9 +15,9 @@ from genesis_ps.providers.resilience import (
     BreakerPolicy,
     BreakerRegistry,
     CircuitBreaker,
+    ProviderRetryPolicy,
+    ProviderTimeoutPolicy,
     Resilience,
-    RetryPolicy,
-    TimeoutPolicy,
 )
 from genesis_ps.sampling import Prompt
 from genesis_ps.settings import Settings
@@ -28,7 +28,7 @@ PROMPT = Prompt.user("hi")
 def chat_with_breaker(fail_max: int = 3, reset: float = 10.0) -> tuple[Any, FakeServer, Recorder]:
     rec = Recorder()
     server = FakeServer("openai_chat")
-    res = resilience("openai", "m", rec, retry=RetryPolicy(max_retries=0),
+    res = resilience("openai", "m", rec, retry=ProviderRetryPolicy(max_retries=0),
                      breaker=BreakerPolicy(fail_max=fail_max, reset_timeout_s=reset))
     return adapter("chat", server, res=res), server, rec
 
@@ -91,7 +91,7 @@ async def test_client_errors_do_not_count_towards_opening() -> None:
 async def test_retries_stop_when_the_breaker_opens_mid_retry() -> None:
     rec = Recorder()
     server = FakeServer("openai_chat")
-    res = resilience("openai", "m", rec, retry=RetryPolicy(max_retries=5, jitter_s=0),
+    res = resilience("openai", "m", rec, retry=ProviderRetryPolicy(max_retries=5, jitter_s=0),
                      breaker=BreakerPolicy(fail_max=2, reset_timeout_s=60))
     model = adapter("chat", server, res=res)
     server.script.extend([error(500, "down")] * 5)
@@ -156,13 +156,13 @@ async def test_concurrency_is_limited_by_the_semaphore() -> None:
 
 def test_policies_validate_and_name_the_parameter() -> None:
     with pytest.raises(ConfigError) as info:
-        RetryPolicy(max_retries=-1)
+        ProviderRetryPolicy(max_retries=-1)
     assert info.value.param == "max_retries"
     with pytest.raises(ConfigError) as info:
         BreakerPolicy(fail_max=0)
     assert info.value.param == "fail_max"
     with pytest.raises(ConfigError) as info:
-        TimeoutPolicy(per_call_s=0)
+        ProviderTimeoutPolicy(per_call_s=0)
     assert info.value.param == "per_call_s"
     with pytest.raises(ConfigError) as info:
         Resilience("p", "m", max_concurrency=0, breakers=BreakerRegistry())
@@ -181,7 +181,7 @@ def test_policies_come_from_settings() -> None:
 
 
 def test_backoff_sequence() -> None:
-    p = RetryPolicy(initial_delay_s=0.5, multiplier=3.0, max_delay_s=5.0)
+    p = ProviderRetryPolicy(initial_delay_s=0.5, multiplier=3.0, max_delay_s=5.0)
     assert [p.backoff(n) for n in (1, 2, 3, 4)] == [0.5, 1.5, 4.5, 5.0]
 
 

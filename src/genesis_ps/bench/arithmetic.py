@@ -23,7 +23,7 @@ import numpy as np
 
 from genesis_ps.errors import ConfigError
 
-__all__ = ["KINDS", "Problem", "extract_integer", "is_correct", "make_problems"]
+__all__ = ["KINDS", "Problem", "extract_integer", "make_problems"]
 
 KINDS = ("add2", "add12", "sub2", "add20")
 
@@ -84,6 +84,3 @@ def extract_integer(text: str) -> str | None:
     m = _INT.search(first.replace(",", ""))
     return str(int(m.group())) if m else None
 
-
-def is_correct(text: str, answer: str) -> bool:
-    return extract_integer(text) == answer

@@ -25,7 +25,8 @@ from genesis_ps.bench.methods import MethodSpec, check_capabilities, parse_metho
 from genesis_ps.bench.worfbench import Record, Workflow, chain_scores, graph_scores, load_records, parse_workflow
 from genesis_ps.errors import ConfigError, GenesisError
 from genesis_ps.sampling.params import SamplerParams
-from genesis_ps.sampling.protocol import TokenModel
+from genesis_ps.sampling.protocol import Prompt, TokenModel
+from genesis_ps.sampling.result import GenerationResult
 
 __all__ = [
     "DecompositionConfig",
@@ -88,8 +89,8 @@ async def _one(
 
     params = cfg.params.with_(seed=seed)
 
-    async def gen(prompt: Any, p: SamplerParams, power: bool) -> Any:
-        return await run_method(model, prompt, spec, p)
+    async def gen(prompt: Prompt, *, power: bool, params: SamplerParams | None = None) -> GenerationResult:
+        return await run_method(model, prompt, spec, params or cfg.params.with_(seed=seed))
 
     t0 = time.perf_counter()
     d = await decompose(
@@ -207,7 +208,7 @@ async def run_decomposition(cfg: DecompositionConfig, model: TokenModel) -> dict
 
 
 def register(sub: Any) -> None:
-    from genesis_ps.cli.bench import add_common
+    from genesis_ps.bench.options import add_common
 
     p = sub.add_parser("decomposition", help="WorFBench workflow generation: f1_chain / f1_graph per method")
     p.add_argument(

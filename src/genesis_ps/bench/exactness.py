@@ -1,6 +1,6 @@
 """``genesis-ps bench exactness``: do the samplers really draw from p^α?
 
-On toy models whose p^α is enumerable (:mod:`genesis_ps.sampling.toys`), each power method runs many
+On toy models whose p^α is enumerable (:mod:`genesis_ps.testing.toys`), each power method runs many
 independent times; the total-variation distance between the empirical distribution of the returned
 sequences and the exact p^α is reported beside
 
@@ -34,14 +34,14 @@ from typing import Any
 import numpy as np
 
 from genesis_ps.errors import ConfigError
-from genesis_ps.sampling import exact
 from genesis_ps.sampling.imh import run_imh
 from genesis_ps.sampling.mh import mh_chains
 from genesis_ps.sampling.params import SamplerParams
 from genesis_ps.sampling.protocol import Prompt
 from genesis_ps.sampling.smc import run_smc
 from genesis_ps.sampling.target import Target
-from genesis_ps.sampling.toys import TOYS, ToyLM
+from genesis_ps.testing import exact
+from genesis_ps.testing.toys import TOYS, ToyLM
 
 __all__ = ["BENCH_METHODS", "ExactnessConfig", "register", "run_exactness"]
 
@@ -221,7 +221,7 @@ def _positive_int(text: str) -> int:
 
 
 def register(bsub: Any) -> None:
-    from genesis_ps.cli.bench import add_common
+    from genesis_ps.bench.options import add_common
 
     p = bsub.add_parser("exactness", help="TV distance of mh/smc/imh samples to the exact p^α on toy models")
     add_common(p)

@@ -3,7 +3,7 @@
 ``greedy`` (temperature 0), ``single`` (standard sampling, τ = 1), ``low-temp`` (τ = 1/α — the
 token-level sharpening power sampling is usually compared with), ``power-mh`` (block-wise
 Metropolis–Hastings), ``power-smc`` (Sequential Monte Carlo) and ``power-imh`` (independence MH).
-Power methods go through :func:`genesis_ps.sampling.api.generate`, so a failure falls back to
+Power methods go through :func:`genesis_ps.generation.generate`, so a failure falls back to
 single-shot *visibly* (``GenerationResult.fallback``); the benchmarks count those fallbacks.
 """
 
@@ -73,7 +73,7 @@ def check_capabilities(model: TokenModel, methods: Sequence[MethodSpec]) -> None
 
 async def run_method(model: TokenModel, prompt: Prompt, spec: MethodSpec, params: SamplerParams) -> GenerationResult:
     """Generate once with ``spec`` (α, lengths, seed and sampler sizes from ``params``)."""
-    from genesis_ps.sampling.api import generate, single_shot
+    from genesis_ps.generation import generate, single_shot
 
     if not spec.power:
         temp = {"0": 0.0, "1": 1.0, "1/alpha": 1.0 / params.alpha}[spec.temperature]

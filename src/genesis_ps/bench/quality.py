@@ -177,7 +177,7 @@ async def run_quality(cfg: QualityConfig, model: TokenModel) -> dict[str, Any]:
 
 
 def register(sub: Any) -> None:
-    from genesis_ps.cli.bench import add_common
+    from genesis_ps.bench.options import add_common
 
     p = sub.add_parser("quality", help="power sampling vs greedy / standard / low-temperature on a reasoning task")
     p.add_argument("--task", default="arithmetic", choices=list(TASKS))

@@ -8,7 +8,7 @@ scores), as the reference code does; SMC with 8 particles (one batched forward p
 rate of our loop against ``generate``'s. Ratios are of times measured in this run, nothing else.
 
 Our loop decodes from the GGUF's Q4_1/Q8_0 blocks when the block kernel is available
-(:mod:`~genesis_ps.providers.blockmm`; same weights, bit for bit). Its decode rate on the fp32 weights is
+(:mod:`~genesis_ps.providers.local.blockmm`; same weights, bit for bit). Its decode rate on the fp32 weights is
 measured beside it, in the same alternation, so both are on record.
 """
 
@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from genesis_ps.sampling.params import check_int, check_positive, check_seed
 
 __all__ = ["SpeedConfig", "reference_mh", "register", "run_speed"]
 
@@ -45,9 +47,15 @@ class SpeedConfig:
     prompt: str = PROMPT
     num_threads: int | None = None
 
+    def __post_init__(self) -> None:
+        check_positive("--alpha", self.alpha)
+        for flag, value in (("--block-size", self.block_size), ("--n-mcmc", self.n_mcmc),
+                            ("--max-new-tokens", self.max_new_tokens), ("--particles", self.n_particles)):  # fmt: skip
+            check_int(flag, value, 1)
+
 
 def register(bsub: Any) -> None:
-    from genesis_ps.cli.bench import add_common
+    from genesis_ps.bench.options import add_common
 
     p = bsub.add_parser("speed", help="wall time: single-shot vs our MH vs reference-style MH vs SMC (embedded)")
     add_common(p)
@@ -64,18 +72,16 @@ def register(bsub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from genesis_ps.errors import ConfigError
-    from genesis_ps.sampling.params import SamplerParams
 
     if args.repeats < 1:
         raise ConfigError("--repeats", f"must be >= 1, got {args.repeats}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError("--threads", f"must be >= 1, got {args.threads}")
+    check_seed(args.seed, "--seed")
     cfg = SpeedConfig(
         alpha=args.alpha, block_size=args.block_size, n_mcmc=args.n_mcmc, max_new_tokens=args.max_new_tokens,
         n_particles=args.particles, repeats=args.repeats, prompt=args.prompt, num_threads=args.threads,
     )
-    SamplerParams(alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc, max_new_tokens=cfg.max_new_tokens,
-                  n_particles=cfg.n_particles, seed=args.seed)  # validates before the model loads
     stream = sys.stderr if args.json else sys.stdout
     report = run_speed(cfg, args.seed, log=lambda msg: print(msg, file=stream, flush=True))
     if args.json:
@@ -98,8 +104,8 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     import torch
 
     from genesis_ps.bench.report import machine_info
-    from genesis_ps.providers.embedded import load_embedded
-    from genesis_ps.sampling.api import power_sample, single_shot
+    from genesis_ps.generation import power_sample, single_shot
+    from genesis_ps.providers.local.embedded import load_embedded
     from genesis_ps.sampling.protocol import Prompt
 
     say = log or (lambda *_: None)
@@ -121,7 +127,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     blocks_used = fast.blocks_used if fast is not None else 0
     plain = None  # the same network on its fp32 weights, for the record
     if blocks_used:
-        from genesis_ps.providers.local import LocalModel
+        from genesis_ps.providers.local.model import LocalModel
 
         plain = LocalModel(model.hf_model, model.tokenizer, name=model.model, provider=model.provider)
 
@@ -164,7 +170,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     smc = run(power_sample(model, prompt, method="smc", n_particles=cfg.n_particles, **common))  # type: ignore[arg-type]
     say(f"smc: {smc.latency_s:.2f}s, {smc.tokens_generated} tokens generated")
 
-    from genesis_ps.providers import blockmm
+    from genesis_ps.providers.local import blockmm
 
     decode = statistics.median(ours_rates)
     gen_rate = statistics.median(hf_rates)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from genesis_ps.providers.local.compat import cache_keyword, output_cache
 from genesis_ps.providers.topk import APPROX_MODES, approx_logq
 
 __all__ = ["PROMPTS", "main", "measure"]
@@ -90,7 +91,8 @@ def measure(taus: tuple[float, ...] = (0.25, 0.5), ks: tuple[int, ...] = (5, 20)
                             block[key] = 0.0
                     if y == tok.eos_token_id:
                         break
-                    out = model(input_ids=torch.tensor([[y]]), past_key_values=out.past_key_values, use_cache=True)
+                    cache = {cache_keyword(model): output_cache(out)}
+                    out = model(input_ids=torch.tensor([[y]]), use_cache=True, **cache)
     rows = []
     for (tau, k, mode), errs in errors.items():
         absolute = [abs(e) for e in errs]

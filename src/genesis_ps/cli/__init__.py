@@ -19,13 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genesis-ps", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"genesis_ps.cli.{name}")
-        except ModuleNotFoundError as e:  # a subcommand module not written yet
-            if e.name == f"genesis_ps.cli.{name}":
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(f"genesis_ps.cli.{name}").register(sub)
     return parser
 
 

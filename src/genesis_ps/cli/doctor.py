@@ -73,7 +73,7 @@ def provider_report(environ: Mapping[str, str] | None = None) -> list[dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
-    from genesis_ps.providers import blockmm
+    from genesis_ps.providers.local import blockmm
     from genesis_ps.settings import Settings
 
     report: dict[str, Any] = {

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genesis_ps.errors import ConfigError
+from genesis_ps.sampling import GenerationResult, Prompt, SamplerParams
 
 __all__ = ["checkpoint_path", "load_model", "register"]
 
@@ -98,22 +99,25 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     tilt: dict[str, Any] = {}
     if args.plan_lam:
         from genesis_ps.evaluators.base import as_reward
-        from genesis_ps.evaluators.decomposition import DecompositionEvaluator
+        from genesis_ps.planners.quality import DecompositionEvaluator
 
         if not args.plan_lam > 0:
             raise ConfigError("--plan-lam", f"must be > 0, got {args.plan_lam!r}")
         tilt = {"reward": as_reward(DecompositionEvaluator(), {"request": request}), "lam": args.plan_lam}
 
-    async def gen(prompt: Any, params: Any, power: bool) -> Any:
-        mode = (True if explicit else None) if power else False
-        return await pair(prompt, layer="htdag", params=params, power=mode, request_id=rid, sampler_kwargs=tilt)
+    plan_params = settings.layer("htdag").params.with_(max_new_tokens=args.plan_max_new_tokens,
+                                                       temperature=args.temperature)  # fmt: skip
 
-    params = settings.layer("htdag").params.with_(max_new_tokens=args.plan_max_new_tokens, temperature=args.temperature)
+    async def gen(prompt: Prompt, *, power: bool, params: SamplerParams | None = None) -> GenerationResult:
+        mode = (True if explicit else None) if power else False
+        return await pair(prompt, layer="htdag", params=params or plan_params, power=mode, request_id=rid,
+                          sampler_kwargs=tilt)  # fmt: skip
+
     d = asyncio.run(
         decompose(
             request,
             generator=gen,
-            params=params,
+            params=plan_params,
             method=args.method,
             power=True,
             max_depth=args.max_depth,

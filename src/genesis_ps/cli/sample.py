@@ -2,7 +2,7 @@
 
 Defaults come from the environment (``POWER_SAMPLING_*``, see :class:`genesis_ps.settings.Settings`);
 flags override them. Every value is validated before the model loads (exit code 2, the parameter named).
-A provider without log-probs is served by :func:`genesis_ps.sampling.api.generate`, whose single-shot
+A provider without log-probs is served by :func:`genesis_ps.generation.generate`, whose single-shot
 fallback is recorded in the result (``fallback``) rather than hidden.
 """
 
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 async def _sample(
     model: Any, prompt: Prompt, params: SamplerParams, temperature: float | None, *, show_progress: bool
 ) -> GenerationResult:
-    from genesis_ps.sampling.api import generate, single_shot
+    from genesis_ps.generation import generate, single_shot
 
     if params.method == "single":
         t = params.temperature if temperature is None else temperature

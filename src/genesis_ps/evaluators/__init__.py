@@ -1,7 +1,8 @@
 """Quality evaluators: text + context → :class:`Score` in [0, 1] with details.
 
-``base`` (protocol, ``safe_evaluate``, ``as_reward``), ``code`` (sandboxed test runs), ``math_answer``,
-``composite`` and ``decomposition`` (task graphs, in its own module).
+``base`` (protocol, ``safe_evaluate``, ``as_reward``), ``code`` (sandboxed test runs), ``math_answer`` and
+``composite``. The decomposition-quality evaluator lives with the planners
+(:mod:`genesis_ps.planners.quality`), since it parses task graphs.
 """
 
 from genesis_ps.evaluators.base import Evaluator, Score, as_reward, safe_evaluate

@@ -19,7 +19,7 @@ from genesis_ps.errors import ConfigError, ProviderError
 from genesis_ps.graph.nodes import Nodes
 from genesis_ps.graph.routes import DEFAULT_ROUTES, RouteRegistry
 from genesis_ps.graph.state import GraphContext, GraphState, TaskInput
-from genesis_ps.sampling.params import SamplerParams
+from genesis_ps.sampling.params import check_temperature
 from genesis_ps.sampling.protocol import TokenModel
 from genesis_ps.settings import Settings
 
@@ -81,7 +81,7 @@ def build_graph(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(pname, f"must be an integer >= 1, got {value!r}")
     if temperature is not None:
-        SamplerParams(temperature=temperature)  # validates: a finite number > 0
+        check_temperature(temperature)
     if isinstance(plan_lam, bool) or not isinstance(plan_lam, (int, float)) or not 0 <= plan_lam < float("inf"):
         raise ConfigError("plan_lam", f"must be a finite number >= 0, got {plan_lam!r}")
     allowed = {"max_depth", "max_attempts", "max_total_tasks", "style", "instructions"}

@@ -10,7 +10,7 @@ Every generation in the graph (the decomposition, every task) runs through it. T
 - ``budget`` — the run's token budget (``POWER_SAMPLING_BUDGET_TOKENS``) is spent, or the sampler says so;
 - ``circuit_open`` — the provider's circuit breaker is open (:class:`~genesis_ps.errors.CircuitOpenError`);
 - ``provider_error:…`` / ``sampling_error:…`` / ``timeout`` — power sampling raised
-  (:func:`genesis_ps.sampling.api.fallback_reason`).
+  (:func:`genesis_ps.generation.fallback_reason`).
 
 Invalid parameters (:class:`~genesis_ps.errors.ConfigError`) are never a reason to fall back: they raise.
 A requested method ``single`` goes straight to ``single_shot`` and is not a fallback.
@@ -23,8 +23,8 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from genesis_ps.errors import ConfigError
+from genesis_ps.generation import fallback_reason, power_sample, single_shot
 from genesis_ps.graph.rollout import power_decision
-from genesis_ps.sampling.api import fallback_reason, power_sample, single_shot
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult

@@ -90,18 +90,19 @@ class Nodes:
         tilt: dict[str, Any] = {}
         if self.plan_lam > 0:  # tilt power sampling towards well-formed decompositions
             from genesis_ps.evaluators.base import as_reward
-            from genesis_ps.evaluators.decomposition import DecompositionEvaluator
+            from genesis_ps.planners.quality import DecompositionEvaluator
 
             tilt = {"reward": as_reward(DecompositionEvaluator(), {"request": request}), "lam": self.plan_lam}
 
-        async def gen(prompt: Prompt, params: SamplerParams, power: bool) -> GenerationResult:
-            return await pair(prompt, layer="htdag", params=params, power=None if power else False, request_id=rid,
-                              sampler_kwargs=tilt)  # fmt: skip
-
-        params = settings.layer("htdag").params.with_(max_new_tokens=self.plan_max_new_tokens)
+        plan_params = settings.layer("htdag").params.with_(max_new_tokens=self.plan_max_new_tokens)
         if self.temperature is not None:
-            params = params.with_(temperature=self.temperature)
-        d = await decompose(request, generator=gen, params=params, power=True, **dict(self.planner_options))
+            plan_params = plan_params.with_(temperature=self.temperature)
+
+        async def gen(prompt: Prompt, *, power: bool, params: SamplerParams | None = None) -> GenerationResult:
+            return await pair(prompt, layer="htdag", params=params or plan_params, power=None if power else False,
+                              request_id=rid, sampler_kwargs=tilt)  # fmt: skip
+
+        d = await decompose(request, generator=gen, params=plan_params, power=True, **dict(self.planner_options))
         record = d.to_dict()
         record.pop("tasks")
         fallbacks = [{"where": "plan", "reason": r} for r in d.generation_fallbacks]

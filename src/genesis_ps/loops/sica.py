@@ -26,6 +26,7 @@ from typing import Any, Literal
 from genesis_ps import observability as obs
 from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators.base import Evaluator, safe_evaluate
+from genesis_ps.generation import Generator
 from genesis_ps.loops.critique import (
     Critique,
     critique_prompt,
@@ -34,7 +35,6 @@ from genesis_ps.loops.critique import (
     refine_prompt,
     repair_prompt,
 )
-from genesis_ps.operators.generator import Generator
 from genesis_ps.sampling.protocol import Prompt
 from genesis_ps.sampling.result import GenerationResult
 

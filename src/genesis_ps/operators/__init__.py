@@ -3,7 +3,6 @@ with score- and use-weighted parent selection, and the evolution loop."""
 
 from genesis_ps.evaluators.code import extract_code
 from genesis_ps.operators.evolution import EvolutionConfig, EvolutionResult, evolve
-from genesis_ps.operators.generator import Generator, model_generator
 from genesis_ps.operators.ops import (
     DarwinContext,
     initial,
@@ -21,12 +20,10 @@ __all__ = [
     "DarwinContext",
     "EvolutionConfig",
     "EvolutionResult",
-    "Generator",
     "Trajectory",
     "evolve",
     "extract_code",
     "initial",
-    "model_generator",
     "parse_strategy",
     "power_sampling",
     "recombination",

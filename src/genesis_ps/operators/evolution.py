@@ -26,7 +26,7 @@ import numpy as np
 from genesis_ps import observability as obs
 from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators.base import Evaluator
-from genesis_ps.operators.generator import Generator
+from genesis_ps.generation import Generator
 from genesis_ps.operators.ops import DarwinContext, initial, power_sampling, recombination, refinement, revision
 from genesis_ps.operators.trajectory import Archive, Trajectory
 

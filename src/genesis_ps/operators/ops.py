@@ -23,7 +23,7 @@ from typing import Any
 from genesis_ps import observability as obs
 from genesis_ps.evaluators.base import Evaluator, Score, safe_evaluate
 from genesis_ps.evaluators.code import extract_code
-from genesis_ps.operators.generator import Generator
+from genesis_ps.generation import Generator
 from genesis_ps.operators.trajectory import Trajectory
 from genesis_ps.sampling.protocol import Prompt
 

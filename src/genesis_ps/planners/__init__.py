@@ -3,15 +3,16 @@
 from genesis_ps.planners.dag import MAX_TASKS, TASK_TYPES, Task, TaskDAG, find_cycle
 from genesis_ps.planners.heuristic import guess_type, heuristic_decompose, is_complex
 from genesis_ps.planners.parse import ParseOutcome, parse_dag
-from genesis_ps.planners.planner import MAX_REQUEST_CHARS, Decomposition, Generator, check_request, decompose
+from genesis_ps.planners.planner import MAX_REQUEST_CHARS, Decomposition, check_request, decompose
 from genesis_ps.planners.prompts import decomposition_prompt, task_prompt
+from genesis_ps.planners.quality import DecompositionEvaluator, score_dag
 
 __all__ = [
     "MAX_REQUEST_CHARS",
     "MAX_TASKS",
     "TASK_TYPES",
     "Decomposition",
-    "Generator",
+    "DecompositionEvaluator",
     "ParseOutcome",
     "Task",
     "TaskDAG",
@@ -23,5 +24,6 @@ __all__ = [
     "heuristic_decompose",
     "is_complex",
     "parse_dag",
+    "score_dag",
     "task_prompt",
 ]

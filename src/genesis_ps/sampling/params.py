@@ -8,7 +8,18 @@ from typing import Literal
 
 from genesis_ps.errors import ConfigError
 
-__all__ = ["METHODS", "SELECTIONS", "Budget", "Method", "SamplerParams", "Selection"]
+__all__ = [
+    "METHODS",
+    "SELECTIONS",
+    "Budget",
+    "Method",
+    "SamplerParams",
+    "Selection",
+    "check_int",
+    "check_positive",
+    "check_seed",
+    "check_temperature",
+]
 
 Method = Literal["mh", "smc", "imh", "single"]
 Selection = Literal["last", "best_target", "best_evaluator"]
@@ -60,18 +71,14 @@ class SamplerParams:
         _at_least("anneal_steps", self.anneal_steps, 0)
         if self.proposal_temperature is not None:
             _positive_float("proposal_temperature", self.proposal_temperature)
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not (
-            math.isfinite(self.temperature) and self.temperature >= 0
-        ):
-            raise ConfigError("temperature", f"must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
+        check_temperature(self.temperature)
         if not (isinstance(self.ess_threshold, (int, float)) and 0.0 < self.ess_threshold <= 1.0):
             raise ConfigError("ess_threshold", f"must be in (0, 1], got {self.ess_threshold!r}")
         if self.selection not in SELECTIONS:
             raise ConfigError(
                 "selection", f"unknown selection {self.selection!r}; choose one of {', '.join(SELECTIONS)}"
             )
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
-            raise ConfigError("seed", f"must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed)
 
     @property
     def tau(self) -> float:
@@ -98,6 +105,33 @@ class Budget:
             _at_least("max_tokens", self.max_tokens, 1)
         if self.max_requests is not None:
             _at_least("max_requests", self.max_requests, 1)
+
+
+def check_temperature(value: object, name: str = "temperature") -> float:
+    """A sampling temperature: a finite number >= 0 (0 = greedy); :class:`ConfigError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise ConfigError(name, f"must be a finite number >= 0 (0 = greedy), got {value!r}")
+    return float(value)
+
+
+def check_seed(value: object, name: str = "seed") -> int | None:
+    """None, or a non-negative integer seed; :class:`ConfigError` naming ``name``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigError(name, f"must be a non-negative integer, got {value!r}")
+    return value
+
+
+def check_int(name: str, value: object, low: int) -> int:
+    """An integer >= ``low``; :class:`ConfigError` naming ``name``."""
+    _at_least(name, value, low)
+    assert isinstance(value, int)
+    return value
+
+
+def check_positive(name: str, value: object) -> float:
+    """A finite number > 0; :class:`ConfigError` naming ``name``."""
+    _positive_float(name, value)
+    return float(value)  # type: ignore[arg-type]
 
 
 def _positive_float(name: str, value: object) -> None:

@@ -28,6 +28,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from genesis_ps.providers.local.paths import cache_dir
+
 __all__ = ["BlockMatrix", "library", "match_gguf", "status", "unavailable_reason"]
 
 _SOURCE = Path(__file__).with_name("blockmm.c")
@@ -64,8 +66,6 @@ def _turned_off() -> bool:
 
 
 def _target() -> Path:
-    from genesis_ps.providers.embedded import cache_dir
-
     digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:16]
     return cache_dir() / "kernels" / f"blockmm-{digest}.so"
 

@@ -10,45 +10,19 @@ without one the model's own critique decides.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from genesis_ps.graph.outcome import RouteContext, TaskOutcome, pair_generator, task_text
 from genesis_ps.loops.sica import Mode, SicaConfig, run_sica
-from genesis_ps.sampling.protocol import Prompt
+from genesis_ps.planners.dag import Task
 from genesis_ps.sampling.result import GenerationResult
 
-__all__ = ["pair_generator", "sica_handler", "task_text"]
+__all__ = ["ROUTE_CONFIG", "sica_handler"]
 
 ROUTE_CONFIG = SicaConfig(max_iterations=3, power_max_iterations=2)
 
 
-def task_text(task: Any, deps: Mapping[str, Any], ctx: Any) -> str:
-    """The task as one text: the overall goal, the dependencies' outputs (trimmed), the task itself."""
-    from genesis_ps.planners.prompts import task_prompt
-
-    context = [(d, deps[d].output) for d in task.depends_on if d in deps]
-    return task_prompt(ctx.request, task.description, context).messages[-1][1]
-
-
-def pair_generator(ctx: Any, layer: str, sink: list[GenerationResult]) -> Any:
-    """A :class:`~genesis_ps.operators.Generator` over the graph's pair: power requests let the flags
-    decide (a fallback is recorded when they say no); plain requests sample once (method ``single``)."""
-    params = ctx.layer_params(layer)
-
-    async def gen(prompt: Prompt, *, power: bool) -> GenerationResult:
-        if power:
-            g: GenerationResult = await ctx.generate(prompt, layer=layer, params=params, power=None)
-        else:
-            g = await ctx.generate(prompt, layer=layer, params=params.with_(method="single"), power=False)
-        sink.append(g)
-        return g
-
-    return gen
-
-
-async def sica_handler(task: Any, deps: Mapping[str, Any], ctx: Any) -> Any:
+async def sica_handler(task: Task, deps: Mapping[str, TaskOutcome], ctx: RouteContext) -> TaskOutcome:
     """Run SICA on a reasoning task and return a ``TaskOutcome`` with every generation recorded."""
-    from genesis_ps.graph.routes import TaskOutcome
-
     gens: list[GenerationResult] = []
     evaluator = ctx.evaluators.get(task.type) or ctx.evaluators.get("*")
     mode: Mode = "power" if ctx.settings.layer("sica").enabled else "iterative"

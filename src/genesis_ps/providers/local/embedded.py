@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from genesis_ps.errors import ModelNotAvailableError
+from genesis_ps.providers.local.model import LocalModel
+from genesis_ps.providers.local.paths import cache_dir
 
 __all__ = [
     "EMBEDDED_FILE",
@@ -88,8 +90,6 @@ def load_embedded(*, package: str = EMBEDDED_PACKAGE, **kw: Any) -> Any:
                 f"the embedded model needs {', '.join(missing)}: {_BACKEND_INSTALL} (and {INSTALL_COMMAND})"
             )
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from genesis_ps.providers.local import LocalModel
-
         kw.setdefault("name", EMBEDDED_NAME)
         kw.setdefault("provider", "embedded")
         kw.setdefault("gguf_weights", path)  # decode from the Q4_1/Q8_0 blocks (exact; see blockmm)
@@ -101,12 +101,6 @@ def load_embedded(*, package: str = EMBEDDED_PACKAGE, **kw: Any) -> Any:
                 model = LocalModel.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True, **kw)
         _loaded[key] = model
         return model
-
-
-def cache_dir() -> Path:
-    """Where converted embedded weights are kept (``$GENESIS_PS_CACHE_DIR`` or ``~/.cache/genesis_ps``)."""
-    env = os.environ.get("GENESIS_PS_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "genesis_ps"
 
 
 def _converted_cache(gguf: Path) -> Path | None:

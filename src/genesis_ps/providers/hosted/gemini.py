@@ -22,8 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedError, MalformedResponseError
-from genesis_ps.providers.hosted import Usage, check_temperature, whole_sequence_extend
-from genesis_ps.providers.openai_chat import TemperatureMode
+from genesis_ps.providers.hosted.common import TemperatureMode, Usage, check_temperature, whole_sequence_extend
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 

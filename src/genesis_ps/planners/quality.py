@@ -10,18 +10,17 @@ Components (weights in :data:`WEIGHTS`), each in [0, 1] and reported in ``detail
 - ``clean``: 1 minus 0.1 per repair the parser needed (floored at 0).
 
 Usable as a power-sampling reward tilt (``evaluators.base.as_reward(DecompositionEvaluator())``) or as
-a selection score. The DAG parser is imported on first use (evaluators sit below planners).
+a selection score.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from genesis_ps.evaluators.base import Score
-
-if TYPE_CHECKING:
-    from genesis_ps.planners.dag import TaskDAG
+from genesis_ps.planners.dag import TaskDAG
+from genesis_ps.planners.parse import parse_dag
 
 __all__ = ["WEIGHTS", "DecompositionEvaluator", "score_dag"]
 
@@ -81,8 +80,6 @@ class DecompositionEvaluator:
     name = "decomposition"
 
     def evaluate(self, text: str, context: Mapping[str, Any] | None = None) -> Score:
-        from genesis_ps.planners.parse import parse_dag
-
         request = str((context or {}).get("request", ""))
         outcome = parse_dag(text, request=request)
         if outcome.dag is None:

@@ -18,7 +18,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from genesis_ps.providers.local_cache import KV, PrefixKVCache, row_kv, select_rows, working_cache
+from genesis_ps.providers.local.cache import KV, PrefixKVCache, row_kv, select_rows, working_cache
+from genesis_ps.providers.local.compat import cache_keyword
+from genesis_ps.providers.local.fast import fast_forward_for
 
 __all__ = ["Engine", "Row", "dists", "sample"]
 
@@ -101,10 +103,9 @@ class Engine:
         self.like = (heads, head_dim, p.dtype, p.device)
         params = inspect.signature(model.forward).parameters
         self._keep_kw = "logits_to_keep" if "logits_to_keep" in params else None
+        self._cache_kw = cache_keyword(model)
         self.fast = None
         if fast:
-            from genesis_ps.providers.local_fast import fast_forward_for
-
             self.fast = fast_forward_for(
                 model, lambda n: working_cache([None], [0], self.n_layers, n, self.like), blocks
             )
@@ -117,12 +118,10 @@ class Engine:
         if self.fast is not None:
             self.tokens_forwarded += int(ids.numel())
             return self.fast(ids, pos, mask, cache)
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = {self._cache_kw: cache}
         if self._keep_kw:
             kw[self._keep_kw] = 1
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True, **kw
-        )
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw)
         self.tokens_forwarded += int(ids.numel())
         return out.logits[:, -1, :].float()
 

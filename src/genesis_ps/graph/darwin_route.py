@@ -10,10 +10,10 @@ limits; without one there is nothing to select on, so one candidate is made and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from genesis_ps.loops.route import pair_generator, task_text
+from genesis_ps.graph.outcome import RouteContext, TaskOutcome, pair_generator, task_text
 from genesis_ps.operators.evolution import EvolutionConfig, evolve
+from genesis_ps.planners.dag import Task
 from genesis_ps.sampling.result import GenerationResult
 
 __all__ = ["ROUTE_CONFIG", "darwin_handler"]
@@ -21,10 +21,8 @@ __all__ = ["ROUTE_CONFIG", "darwin_handler"]
 ROUTE_CONFIG = EvolutionConfig(max_generations=2, initial_population=1, offspring=2, max_calls=6, power=True)
 
 
-async def darwin_handler(task: Any, deps: Mapping[str, Any], ctx: Any) -> Any:
+async def darwin_handler(task: Task, deps: Mapping[str, TaskOutcome], ctx: RouteContext) -> TaskOutcome:
     """Evolve code for the task and return a ``TaskOutcome`` whose output is the best candidate."""
-    from genesis_ps.graph.routes import TaskOutcome
-
     gens: list[GenerationResult] = []
     evaluator = ctx.evaluators.get(task.type) or ctx.evaluators.get("*")
     cfg = ROUTE_CONFIG if evaluator is not None else EvolutionConfig(max_generations=0, initial_population=1)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedError, MalformedResponseError
-from genesis_ps.providers.hosted import Usage, check_temperature, without_sdk_retries
+from genesis_ps.providers.hosted.common import Usage, check_temperature, without_sdk_retries
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 

@@ -1,4 +1,4 @@
-"""KV-cache reuse for :mod:`genesis_ps.providers.local`.
+"""KV-cache reuse for :mod:`genesis_ps.providers.local.model`.
 
 :class:`PrefixKVCache` remembers the key/value tensors of recently returned sequences (prompt ids +
 sampled tokens), bounded in bytes and entries, least recently used first out. For a new prefix it finds

@@ -29,7 +29,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 from genesis_ps.errors import ConfigError, MalformedResponseError
-from genesis_ps.providers.hosted import Usage, check_temperature, derive_seed, per_prefix_limits, without_sdk_retries
+from genesis_ps.providers.hosted.common import (
+    Usage,
+    check_temperature,
+    derive_seed,
+    per_prefix_limits,
+    without_sdk_retries,
+)
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.providers.topk import APPROX_MODES, ApproxMode, approx_logq
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment

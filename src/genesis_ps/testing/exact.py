@@ -1,4 +1,4 @@
-"""Exact distributions of a :class:`~genesis_ps.sampling.toys.ToyLM`, and distances between distributions.
+"""Exact distributions of a :class:`~genesis_ps.testing.toys.ToyLM`, and distances between distributions.
 
 A sequence generated with length limit ``T`` ends with EOS (EOS included, at most ``T`` tokens) or is cut
 at exactly ``T`` tokens; its probability is the product of its next-token probabilities. From that list
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from genesis_ps.sampling.target import Target
-from genesis_ps.sampling.toys import ToyLM
+from genesis_ps.testing.toys import ToyLM
 
 __all__ = [
     "Dist",

@@ -5,7 +5,7 @@ log p and log q, KV-cache reuse across calls, and batched extension.
 ``LocalModel(model, tokenizer)`` wraps one already loaded. torch and transformers are imported only here,
 inside functions, so ``import genesis_ps`` stays light.
 
-How a call runs (see :mod:`~genesis_ps.providers.local_engine`): the prompt is encoded once (chat template
+How a call runs (see :mod:`~genesis_ps.providers.local.engine`): the prompt is encoded once (chat template
 for :class:`~genesis_ps.sampling.Prompt` messages, the raw text as is for ``Prompt.text``) and its KV is
 computed once; each prefix then starts from the stored KV sharing its longest common prefix (an LRU of
 recently returned sequences, bounded in bytes), prefills only the missing tokens, and all prefixes decode
@@ -22,7 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from genesis_ps.errors import ConfigError, ModelNotAvailableError, PromptTooLongError
-from genesis_ps.providers.local_cache import PrefixKVCache
+from genesis_ps.providers.local.blockmm import match_gguf
+from genesis_ps.providers.local.cache import PrefixKVCache
+from genesis_ps.providers.local.engine import Engine, Row, dists
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
 __all__ = ["LocalModel", "resolve_device"]
@@ -68,10 +70,10 @@ class LocalModel:
     ``top_k`` / ``top_p`` truncate the *proposal* (log q then is the truncated, renormalised distribution);
     they are off by default, so nothing is silently truncated. ``cache_bytes`` bounds the KV cache kept
     for reuse (0 disables reuse). ``num_threads`` sets torch's CPU threads for this model's work.
-    ``fast`` uses the lean forward of :mod:`~genesis_ps.providers.local_fast` for plain Llama models
+    ``fast`` uses the lean forward of :mod:`~genesis_ps.providers.local.fast` for plain Llama models
     (self-checked against the model's own forward; ``False`` always uses the model's forward).
     ``gguf_weights`` names the GGUF file the model was dequantised from: decode steps then multiply by its
-    Q4_1/Q8_0 blocks directly (:mod:`~genesis_ps.providers.blockmm`; each matrix is used only when it
+    Q4_1/Q8_0 blocks directly (:mod:`~genesis_ps.providers.local.blockmm`; each matrix is used only when it
     dequantises to exactly the model's fp32 weight, so log-probabilities do not change).
     ``from_pretrained(..., gguf_file=...)`` sets it.
     """
@@ -95,8 +97,6 @@ class LocalModel:
         fast: bool = True,
         gguf_weights: str | os.PathLike[str] | None = None,
     ) -> None:
-        from genesis_ps.providers.local_engine import Engine
-
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ConfigError("top_k", f"must be an integer >= 1 or None, got {top_k!r}")
         if top_p is not None and not (isinstance(top_p, (int, float)) and 0.0 < top_p <= 1.0):
@@ -120,8 +120,6 @@ class LocalModel:
         self.block_weights_note: str | None = None
         """Why no GGUF block matrices are used (None when they are, or when none were offered)."""
         if gguf_weights is not None and fast:
-            from genesis_ps.providers.blockmm import match_gguf
-
             blocks, self.block_weights_note = match_gguf(model, gguf_weights)
         self._engine = Engine(
             model, eos_ids=eos, top_k=top_k, top_p=top_p, cache=self.kv_cache, fast=fast, blocks=blocks
@@ -256,8 +254,6 @@ class LocalModel:
         with this model's top-k / top-p truncation — what ``extend`` reports for the same tokens."""
         import torch
 
-        from genesis_ps.providers.local_engine import dists
-
         p_ids = list(self.encode_prompt(prompt))
         with self._lock:
             logits = self._engine.full_logits(p_ids + list(tokens))
@@ -268,8 +264,6 @@ class LocalModel:
 
     # -- internals -------------------------------------------------------------------------------
     def _rows(self, prompt: Prompt, prefixes: Sequence[Sequence[int]], max_new: int | Sequence[int]) -> list[Any]:
-        from genesis_ps.providers.local_engine import Row
-
         if not isinstance(prompt, Prompt):
             raise ConfigError("prompt", f"must be a Prompt, got {type(prompt).__name__}")
         n = len(prefixes)

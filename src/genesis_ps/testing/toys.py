@@ -7,7 +7,7 @@ and ``logq`` (the requested temperature) are exact, and sampling is vectorised o
 batched ``extend`` call, so tests and the exactness benchmark can draw tens of thousands of sequences.
 
 The prompt is ignored: a toy is an unconditional model. Three toys ship here (:func:`sharp_toy`,
-:func:`eos_toy`, :func:`random_toy`); see :mod:`genesis_ps.sampling.exact` for the enumeration.
+:func:`eos_toy`, :func:`random_toy`); see :mod:`genesis_ps.testing.exact` for the enumeration.
 """
 
 from __future__ import annotations

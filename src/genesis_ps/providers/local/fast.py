@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from genesis_ps.providers.local.blockmm import BlockMatrix
+
 __all__ = ["FastLlama", "fast_forward_for"]
 
 _FUSE_MAX_PARAMS = 1_000_000_000
@@ -44,7 +46,7 @@ class FastLlama:
         self.threads: int | None = None
         """Threads for the block kernel (its own pool; the engine runs torch on one thread meanwhile)."""
         self.blocks_used = 0
-        """Weight matrices multiplied from their GGUF blocks (see :mod:`~genesis_ps.providers.blockmm`)."""
+        """Weight matrices multiplied from their GGUF blocks (see :mod:`~genesis_ps.providers.local.blockmm`)."""
         blk = self._block_matrices(blocks or {})
         for li, layer in enumerate(self.base.layers):
             a, m = layer.self_attn, layer.mlp
@@ -73,8 +75,6 @@ class FastLlama:
 
     def _block_matrices(self, blocks: dict[str, Any]) -> list[tuple[Any, Any, Any, Any]]:
         """Per layer: the (qkv, o, gate/up, down) block matrices, None where any part is missing."""
-        from genesis_ps.providers.blockmm import BlockMatrix
-
         out = []
         for li in range(len(self.base.layers)):
             a, m = f"model.layers.{li}.self_attn.", f"model.layers.{li}.mlp."
@@ -155,7 +155,8 @@ def fast_forward_for(model: Any, make_cache: Any, blocks: dict[str, Any] | None 
     """A checked :class:`FastLlama` for ``model``, or None when it does not apply or disagrees.
 
     ``make_cache(n)`` must return an empty batch-1 working cache with room for ``n`` positions; ``blocks``
-    are GGUF block matrices proven equal to the model's weights (:func:`~genesis_ps.providers.blockmm.match_gguf`).
+    are GGUF block matrices proven equal to the model's weights
+    (:func:`~genesis_ps.providers.local.blockmm.match_gguf`).
     """
     import torch
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedError, MalformedResponseError
-from genesis_ps.providers.hosted import (
+from genesis_ps.providers.hosted.common import (
+    TemperatureMode,
     Usage,
     check_temperature,
     whole_sequence_extend,
@@ -32,9 +33,8 @@ from genesis_ps.providers.hosted import (
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
-__all__ = ["OpenAIChatModel", "TemperatureMode", "parse_chat_logprobs"]
+__all__ = ["OpenAIChatModel", "parse_chat_logprobs"]
 
-TemperatureMode = Literal["base", "strict"]
 
 _NOTES = (
     "Proposals are drawn at temperature 1 (top_p 1) whatever temperature is requested, so the returned "
