@@ -1,4 +1,5 @@
-"""Statistics for benchmark tables: Wilson intervals, paired bootstrap intervals, paired tests.
+"""Statistics for benchmark tables: Wilson intervals, paired bootstrap intervals, paired tests — computed
+by :mod:`scipy.stats`; this module fixes the conventions (95%, percentile bootstrap, seeds, pairing).
 
 Every comparison between two methods is *paired*: both ran on the same items (records, problems), so
 the differences per item are what is resampled and tested.
@@ -12,19 +13,27 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 __all__ = ["PairedComparison", "mean_ci", "paired_compare", "paired_permutation_p", "wilson_interval"]
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (95% by default); (0, 1) when ``n`` is 0."""
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (``scipy.stats.binomtest``); (0, 1) when ``n`` is 0."""
     if n <= 0:
         return (0.0, 1.0)
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (max(0.0, float(ci.low)), min(1.0, float(ci.high)))
+
+
+def _bootstrap_mean(x: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of the mean (``scipy.stats.bootstrap``); a point when every value
+    is the same (the bootstrap distribution is degenerate)."""
+    if np.all(x == x[0]):
+        return (float(x[0]), float(x[0]))
+    res = stats.bootstrap((x,), np.mean, n_resamples=n_boot, method="percentile", vectorized=True,
+                          random_state=np.random.default_rng(seed))  # fmt: skip
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
 def mean_ci(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -32,23 +41,19 @@ def mean_ci(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0) -> tu
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return (math.nan, math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    boots = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    return (float(x.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
+    lo, hi = _bootstrap_mean(x, n_boot, seed)
+    return (float(x.mean()), lo, hi)
 
 
 def paired_permutation_p(diff: Sequence[float], *, n_perm: int = 10000, seed: int = 0) -> float:
-    """Two-sided paired (sign-flip) permutation test of mean difference 0. Exact for n ≤ 16."""
+    """Two-sided paired (sign-flip) permutation test of mean difference 0 (``scipy.stats.permutation_test``,
+    exact while 2**n <= ``n_perm``)."""
     d = np.asarray(diff, dtype=float)
     if d.size == 0 or np.all(d == 0):
         return 1.0
-    obs = abs(d.mean())
-    if d.size <= 16:
-        signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * d.size)).reshape(d.size, -1).T
-    else:
-        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, d.size))
-    stats = np.abs((signs * d).mean(axis=1))
-    return float(np.mean(stats >= obs - 1e-12))
+    res = stats.permutation_test((d,), np.mean, permutation_type="samples", vectorized=True, n_resamples=n_perm,
+                                 alternative="two-sided", random_state=np.random.default_rng(seed))  # fmt: skip
+    return float(min(1.0, res.pvalue))
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ def paired_compare(
     seed: int = 0,
 ) -> PairedComparison:
     """Mean of ``b − a`` with a paired bootstrap 95% interval (items resampled with replacement),
-    a Wilcoxon signed-rank p-value (scipy; None when every difference is 0 or n < 2) and a paired
+    a Wilcoxon signed-rank p-value (None when every difference is 0 or n < 2) and a paired
     sign-flip permutation p-value."""
     xa = np.asarray(a, dtype=float)
     xb = np.asarray(b, dtype=float)
@@ -93,13 +98,10 @@ def paired_compare(
     if n == 0:
         nan = math.nan
         return PairedComparison(name_a, name_b, metric, 0, nan, nan, nan, nan, nan, None, 1.0)
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    ci_low, ci_high = _bootstrap_mean(d, n_boot, seed)
     p_w: float | None = None
     if n >= 2 and np.any(d != 0):
-        from scipy.stats import wilcoxon
-
-        p_w = float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+        p_w = float(stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
     return PairedComparison(
         a=name_a,
         b=name_b,
@@ -108,8 +110,8 @@ def paired_compare(
         mean_a=float(xa.mean()),
         mean_b=float(xb.mean()),
         mean_diff=float(d.mean()),
-        ci_low=float(np.percentile(boots, 2.5)),
-        ci_high=float(np.percentile(boots, 97.5)),
+        ci_low=ci_low,
+        ci_high=ci_high,
         p_wilcoxon=p_w,
         p_permutation=paired_permutation_p(d, seed=seed),
     )
