@@ -15,7 +15,7 @@ import genesis_ps
 SRC = Path(genesis_ps.__file__).parent
 
 LAYERS: list[set[str]] = [
-    {"errors"},
+    {"errors", "_version"},
     {"sampling"},
     {"settings", "observability", "testing"},
     {"generation", "providers", "evaluators"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -166,3 +167,30 @@ def test_unknown_power_sampling_names_are_rejected(name: str) -> None:
 
 def test_temperature_zero_means_greedy_single_shot() -> None:
     assert SamplerParams(method="single", temperature=0).temperature == 0
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(tmp_path, monkeypatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("POWER_SAMPLING_"):
+            monkeypatch.delenv(name)
+    env_file = tmp_path / ".env"
+    env_file.write_text("POWER_SAMPLING_ENABLED=true\nPOWER_SAMPLING_ALPHA=6\n# a comment\n", encoding="utf-8")
+    monkeypatch.setenv("POWER_SAMPLING_ALPHA", "3")
+    s = Settings.from_env(env_file=env_file)
+    assert s.enabled and s.sampler.alpha == 3.0
+    monkeypatch.chdir(tmp_path)  # the default file is ./.env
+    assert Settings.from_env().enabled
+    assert not Settings.from_env(env_file=None).enabled
+
+
+@pytest.mark.parametrize(("line", "name"), [("POWER_SAMPLING_ALPHAA=2", "POWER_SAMPLING_ALPHAA"),
+                                             ("POWER_SAMPLING_N_MCMC=zero", "POWER_SAMPLING_N_MCMC")])
+def test_dotenv_file_errors_name_the_variable(tmp_path, monkeypatch, line: str, name: str) -> None:
+    for var in list(os.environ):
+        if var.startswith("POWER_SAMPLING_"):
+            monkeypatch.delenv(var)
+    env_file = tmp_path / "settings.env"
+    env_file.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        Settings.from_env(env_file=env_file)
+    assert e.value.param == name

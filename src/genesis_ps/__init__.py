@@ -8,9 +8,9 @@ Importing the package needs neither torch nor any provider SDK; those load when 
 LangGraph loads with the first use of :func:`build_graph`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from genesis_ps._version import __version__
 from genesis_ps.errors import ConfigError, GenesisError
 from genesis_ps.generation import (
     Generator,
@@ -35,11 +35,6 @@ from genesis_ps.settings import Settings
 
 if TYPE_CHECKING:
     from genesis_ps.graph import build_graph
-
-try:
-    __version__ = version("genesis_ps")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "Budget",

@@ -1,17 +1,23 @@
-"""Typed settings from the environment, validated once.
+"""Typed settings from the environment (and a ``.env`` file), validated once.
 
-``Settings.from_env()`` reads every ``POWER_SAMPLING_*`` variable; a malformed value, or an unknown
-``POWER_SAMPLING_*`` name (a typo would otherwise be ignored silently), raises :class:`ConfigError`
-naming the variable. Feature flags are all off by default.
+``Settings.from_env()`` reads every ``POWER_SAMPLING_*`` variable through pydantic-settings (environment
+variables first, then ``.env`` in the working directory, or the file named by ``env_file``); a malformed
+value, or an unknown ``POWER_SAMPLING_*`` name (a typo would otherwise be ignored silently), raises
+:class:`ConfigError` naming the variable. ``Settings.from_env(mapping)`` reads only that mapping (tests,
+embedding apps). Feature flags are all off by default.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BeforeValidator, Field, ValidationError, create_model
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from genesis_ps.errors import ConfigError
 from genesis_ps.sampling.params import METHODS, SamplerParams
@@ -53,8 +59,17 @@ _GLOBAL_KEYS: dict[str, type] = {
     "BUDGET_TOKENS": int,
     "BUDGET_REQUESTS": int,
 }
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_BOUNDS: dict[str, dict[str, float]] = {
+    "ROLLOUT_PERCENT": {"ge": 0.0, "le": 100.0},
+    "TIMEOUT_S": {"gt": 0.0},
+    "BREAKER_RESET_S": {"gt": 0.0},
+    "MAX_RETRIES": {"ge": 0},
+    "BREAKER_FAIL_MAX": {"ge": 1},
+    "MAX_CONCURRENCY": {"ge": 1},
+    "BUDGET_TOKENS": {"ge": 1},
+    "BUDGET_REQUESTS": {"ge": 1},
+}
+"""Bounds of the global settings; the sampler's own are checked by :class:`SamplerParams`."""
 
 
 def known_env_names() -> list[str]:
@@ -116,92 +131,99 @@ class Settings:
         }
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        known = set(known_env_names())
-        unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known)
-        if unknown:
-            raise ConfigError(unknown[0], f"unknown setting; known settings are: {', '.join(sorted(known))}")
-        g = {k: _parse(PREFIX + k, env[PREFIX + k], t) for k, t in _GLOBAL_KEYS.items() if PREFIX + k in env}
-        base = _sampler_from(env, PREFIX, SamplerParams())
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, env_file: str | os.PathLike[str] | None = ".env"
+    ) -> Settings:
+        """Settings from ``environ`` alone when given, else from the process environment and then
+        ``env_file`` (skipped when it does not exist; ``None`` reads no file)."""
+        if environ is None:
+            file_values = _read_env_file(env_file)
+            _reject_unknown([*os.environ, *file_values])
+            env = _validated(lambda: _EnvModel(_env_file=env_file if file_values else None))  # type: ignore[call-arg]
+        else:
+            _reject_unknown(list(environ))
+            values = {k[len(PREFIX):].lower(): v for k, v in environ.items() if k.startswith(PREFIX)}
+            env = _validated(lambda: _EnvModel.model_validate(values))
+        return cls._from_values({k.upper(): v for k, v in env.model_dump().items() if v is not None})
+
+    @classmethod
+    def _from_values(cls, g: Mapping[str, Any]) -> Settings:
+        base = _sampler_from(g, "", SamplerParams())
         layers: dict[str, LayerSettings] = {}
         for layer in LAYERS:
             defaults = base.with_(**LAYER_DEFAULTS[layer])
-            params = _sampler_from(env, f"{PREFIX}{layer.upper()}_", defaults, seed_from=base)
+            params = _sampler_from(g, f"{layer.upper()}_", defaults)
             layers[layer] = LayerSettings(enabled=bool(g.get(f"{layer.upper()}_ENABLED", False)), params=params)
-        rollout = float(g.get("ROLLOUT_PERCENT", 100.0))  # type: ignore[arg-type]
-        if not 0.0 <= rollout <= 100.0:
-            raise ConfigError(PREFIX + "ROLLOUT_PERCENT", f"must be between 0 and 100, got {rollout!r}")
-        kw: dict[str, object] = {}
-        for key, attr, low in (
-            ("TIMEOUT_S", "timeout_s", 0.0),
-            ("BREAKER_RESET_S", "breaker_reset_s", 0.0),
-        ):
-            if key in g:
-                if not float(g[key]) > low:  # type: ignore[arg-type]
-                    raise ConfigError(PREFIX + key, f"must be > {low}, got {g[key]!r}")
-                kw[attr] = g[key]
-        for key, attr, ilow in (
-            ("MAX_RETRIES", "max_retries", 0),
-            ("BREAKER_FAIL_MAX", "breaker_fail_max", 1),
-            ("MAX_CONCURRENCY", "max_concurrency", 1),
-            ("BUDGET_TOKENS", "budget_tokens", 1),
-            ("BUDGET_REQUESTS", "budget_requests", 1),
-        ):
-            if key in g:
-                if int(g[key]) < ilow:  # type: ignore[call-overload]
-                    raise ConfigError(PREFIX + key, f"must be >= {ilow}, got {g[key]!r}")
-                kw[attr] = g[key]
+        kw = {key.lower(): g[key] for key in _BOUNDS if key in g}
         return cls(
             enabled=bool(g.get("ENABLED", False)),
             sampler=base,
             layers=layers,
-            rollout_percent=rollout,
             provider=str(g.get("PROVIDER", "embedded")),
             model=(str(g["MODEL"]) if "MODEL" in g else None),
-            **kw,  # type: ignore[arg-type]
+            **kw,
         )
 
 
-def _sampler_from(
-    env: Mapping[str, str], prefix: str, defaults: SamplerParams, seed_from: SamplerParams | None = None
-) -> SamplerParams:
-    changes: dict[str, object] = {}
-    for key, typ in _SAMPLER_KEYS.items():
-        name = prefix + key
-        if name in env and not (key == "SEED" and seed_from is not None):
-            value = _parse(name, env[name], typ)
-            if key == "METHOD" and value not in METHODS:
-                raise ConfigError(name, f"unknown method {value!r}; choose one of {', '.join(METHODS)}")
-            changes[key.lower()] = value
+def _blank_is_false(value: object) -> object:
+    return False if isinstance(value, str) and not value.strip() else value
+
+
+def _field_type(key: str, typ: type) -> Any:
+    if typ is bool:
+        return Annotated[bool | None, BeforeValidator(_blank_is_false)]
+    if typ is str:
+        return Annotated[str | None, Field(min_length=1)]
+    bounds: dict[str, Any] = dict(_BOUNDS.get(key, {}))
+    if typ is float:
+        return Annotated[float | None, Field(allow_inf_nan=False, **bounds)]
+    return Annotated[int | None, Field(**bounds)]
+
+
+def _env_fields() -> dict[str, Any]:
+    keys: dict[str, type] = {**_GLOBAL_KEYS, **_SAMPLER_KEYS}
+    for layer in LAYERS:
+        keys |= {f"{layer.upper()}_{k}": t for k, t in _SAMPLER_KEYS.items() if k != "SEED"}
+    return {k.lower(): (_field_type(k, t), None) for k, t in keys.items()}
+
+
+class _EnvBase(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", str_strip_whitespace=True,
+                                      case_sensitive=False)  # fmt: skip
+
+
+_EnvModel = create_model("_EnvModel", __base__=_EnvBase, **_env_fields())
+"""Every ``POWER_SAMPLING_*`` variable as an optional, typed field (None = not set)."""
+
+
+def _validated(build: Any) -> Any:
+    try:
+        return build()
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = PREFIX + str(err["loc"][0]).upper() if err.get("loc") else PREFIX.rstrip("_")
+        raise ConfigError(name, f"{err['msg']}, got {err.get('input')!r}") from None
+
+
+def _read_env_file(env_file: str | os.PathLike[str] | None) -> dict[str, str | None]:
+    if env_file is None or not Path(env_file).is_file():
+        return {}
+    return dict(dotenv_values(env_file))
+
+
+def _reject_unknown(names: list[str]) -> None:
+    known = set(known_env_names())
+    unknown = sorted({k for k in names if k.upper().startswith(PREFIX) and k.upper() not in known})
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown setting; known settings are: {', '.join(sorted(known))}")
+
+
+def _sampler_from(g: Mapping[str, Any], prefix: str, defaults: SamplerParams) -> SamplerParams:
+    changes = {key.lower(): g[prefix + key] for key in _SAMPLER_KEYS if prefix + key in g}
+    if "method" in changes and changes["method"] not in METHODS:
+        raise ConfigError(PREFIX + prefix + "METHOD",
+                          f"unknown method {changes['method']!r}; choose one of {', '.join(METHODS)}")  # fmt: skip
     try:
         return defaults.with_(**changes)
     except ConfigError as e:
-        raise ConfigError(prefix + e.param.upper(), str(e).split(": ", 1)[-1]) from None
-
-
-def _parse(name: str, raw: str, typ: type) -> object:
-    text = raw.strip()
-    if typ is bool:
-        low = text.lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise ConfigError(name, f"expected a boolean (true/false/1/0/yes/no/on/off), got {raw!r}")
-    if typ is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(name, f"expected an integer, got {raw!r}") from None
-    if typ is float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(name, f"expected a number, got {raw!r}") from None
-        if not math.isfinite(value):
-            raise ConfigError(name, f"expected a finite number, got {raw!r}")
-        return value
-    if not text:
-        raise ConfigError(name, "must not be empty")
-    return text
+        raise ConfigError(PREFIX + prefix + e.param.upper(), str(e).split(": ", 1)[-1]) from None

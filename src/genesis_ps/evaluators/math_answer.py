@@ -127,6 +127,10 @@ def _latex_to_sympy(s: str) -> str:
     return s
 
 
+_NO_SYMPY = object()
+"""What :func:`_to_sympy` returns when sympy is not installed."""
+
+
 @lru_cache(maxsize=2048)
 def _to_sympy(ans: str) -> Any:
     """A sympy expression, or None when the string is not a plain expression we can parse safely."""
@@ -138,12 +142,15 @@ def _to_sympy(ans: str) -> Any:
     names = set(re.findall(r"[A-Za-z_]\w*", expr))
     if any(len(n) > 1 and n not in _ALLOWED_NAMES for n in names) or "__" in expr:
         return None
-    from sympy import Symbol, sympify  # noqa: F401  (lazy: sympy is heavy)
-    from sympy.parsing.sympy_parser import (
-        implicit_multiplication_application,
-        parse_expr,
-        standard_transformations,
-    )
+    try:
+        from sympy import Symbol  # lazy: sympy is heavy, and optional (the ``math`` extra)
+        from sympy.parsing.sympy_parser import (
+            implicit_multiplication_application,
+            parse_expr,
+            standard_transformations,
+        )
+    except ImportError:
+        return _NO_SYMPY
 
     local = {n: Symbol(n) for n in names if len(n) == 1 and n not in ("I", "E")}
     try:
@@ -181,6 +188,8 @@ def _scalar_equal(a: str, b: str) -> tuple[bool, str]:
     if a == b:
         return True, "string"
     ea, eb = _to_sympy(a), _to_sympy(b)
+    if ea is _NO_SYMPY or eb is _NO_SYMPY:
+        return False, "no_sympy"  # only exact string matches count without it: pip install 'genesis_ps[math]'
     if ea is None or eb is None:
         return False, "unparsed"
     try:
