@@ -121,13 +121,15 @@ async def _one(model: TokenModel, item: Item, spec: MethodSpec, params: SamplerP
     }
 
 
-async def run_quality(cfg: QualityConfig, model: TokenModel) -> dict[str, Any]:
+async def run_quality(
+    cfg: QualityConfig, model: TokenModel, prepared: tuple[list[Item], list[str]] | None = None
+) -> dict[str, Any]:
     """Run the benchmark on ``model``; rows are written as they finish, the report at the end."""
     from genesis_ps.bench.quality_report import summarise, write_reports
     from genesis_ps.bench.report import JsonlWriter, progress
 
     check_capabilities(model, cfg.methods)
-    items, skipped = build_items(cfg)
+    items, skipped = prepared if prepared is not None else build_items(cfg)
     out_dir = Path(cfg.out) if cfg.out else None
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
@@ -222,11 +224,11 @@ def _main(args: argparse.Namespace) -> int:
         progress=not args.json,
         command="genesis-ps " + " ".join(sys.argv[1:]),
     )
-    build_items(cfg)  # validates the task options before the model loads
+    prepared = build_items(cfg)  # before the model loads: bad task options fail first
     from genesis_ps.providers.registry import build_model
 
     model = build_model(args.provider, model=args.model, base_url=args.base_url)
-    report = asyncio.run(run_quality(cfg, model))
+    report = asyncio.run(run_quality(cfg, model, prepared))
     if args.json:
         print(json.dumps({k: v for k, v in report.items() if k != "rows"}, default=str))
     else:
