@@ -56,8 +56,11 @@ def test_chat_template_for_messages_raw_text_as_is() -> None:
     chat = m.encode_prompt(Prompt.user("hello there"))
     raw = m.encode_prompt(Prompt.text("hello there"))
     start = m.tokenizer.convert_tokens_to_ids("<|im_start|>")
-    assert start in chat and start not in raw
-    assert m.decode(raw) == "hello there"
+    # raw text is encoded as the tokenizer encodes it (transformers 4.x's GGUF tokenizer prepends its BOS,
+    # which is <|im_start|> here; 5.x's does not); only messages get the chat template's role headers
+    assert raw == tuple(m.tokenizer("hello there")["input_ids"])
+    assert chat.count(start) >= 2 and raw.count(start) <= 1 and len(chat) > len(raw) + 4
+    assert m.decode(raw).removeprefix("<|im_start|>") == "hello there"
     assert m.prompt_length(Prompt.user("hello there")) == len(chat)
     eos = m.capabilities.eos_token_id
     assert m.decode([*raw, eos]) == "hello there"
