@@ -140,6 +140,28 @@ def test_forced_branch_identical_to_the_baseline_gives_D_zero(lm: Any, tmp_path:
     assert all(min(r["D"][1:]) > 0 for r in real)  # blocks see the different token
 
 
+def test_a_branch_forced_to_eos_has_no_continuation_and_no_D(lm: Any, tmp_path: Path) -> None:
+    ctx = ctx_for(lm, tmp_path)
+    base = ctx.decode([[]], max_new=8, label="base", stats=True)
+    eos = next(iter(ctx.eos))
+    stats = [StepStats(s.entropy, s.top1, eos, s.margin) for s in base.stats[0]]
+    (row,) = branch_points(ctx, base.tokens[0], stats, [4], horizon=3, window_stride=1, label="eos")
+    assert row["D"] is None and row["empty_window"]
+
+
+def test_bootstrap_resamples_are_exact_variances_and_correlations_drop_missing_pairs() -> None:
+    from genesis_ps.geometry.pool import _boot_variances
+    from genesis_ps.geometry.stats import correlation
+
+    z = np.random.default_rng(0).normal(size=(6, 2, 4))
+    w = np.random.default_rng(1).multinomial(6, np.full(6, 1 / 6))
+    assert _boot_variances(z, np.random.default_rng(1), 1)[0] == pytest.approx(
+        total_variance(np.repeat(z, w, axis=0)))
+    c = correlation([1.0, 2.0, None, 4.0, float("nan")], [2.0, 4.0, 5.0, 8.0, 1.0])
+    assert c["n"] == 3 and c["dropped"] == 2 and c["spearman"] == pytest.approx(1.0)
+    assert correlation([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])["spearman"] is None
+
+
 FAMILIES = {
     "llama": lambda kw: transformers.LlamaForCausalLM(transformers.LlamaConfig(**kw)),
     "qwen2": lambda kw: transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**kw)),
@@ -201,6 +223,19 @@ def test_mh_cuts_are_recorded_by_replaying_the_real_sampler(lm: Any) -> None:
     assert len(run.cuts) == 3 * 3 * 3  # chains × stages × steps
     assert run.acceptance == pytest.approx(sum(c.accepted for c in run.cuts) / len(run.cuts))
     assert all(0 <= c.cut < 12 for c in run.cuts) and all(len(t) == 12 for t in run.tokens)
+
+
+def test_a_later_request_for_a_power_setting_reuses_and_extends_the_chains(lm: Any, tmp_path: Path) -> None:
+    ctx = ctx_for(lm, tmp_path)
+    s = PowerSetting(method="mh", alpha=2.0, max_new_tokens=6, block_size=3, n_mcmc=1)
+    two = ctx.power(s, 2)
+    four = ctx.power(s, 4)  # two more chains under a fresh seed
+    assert four.tokens[:2] == two.tokens and len(four.tokens) == 4
+    assert two.tokens_generated > 0 and four.tokens_generated > two.tokens_generated
+    assert sorted({c.chain for c in four.cuts}) == [0, 1, 2, 3]
+    three = ctx.power(s, 3)  # a slice of the second batch: its token count no longer fits exactly
+    assert three.tokens == four.tokens[:3] and three.tokens_generated == -1
+    assert three.acceptance == pytest.approx(sum(c.accepted for c in three.cuts) / len(three.cuts))
 
 
 # -- bad input ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from genesis_ps.geometry.checks import Problem
 from genesis_ps.geometry.config import GeometryConfig, ModelConfig, PowerSetting
 from genesis_ps.geometry.decode import Decoded, decode
 from genesis_ps.geometry.pool import PoolSpec
-from genesis_ps.geometry.power import PowerRun, run_power
+from genesis_ps.geometry.power import Cut, PowerRun, run_power
 from genesis_ps.sampling.protocol import Prompt
 
 __all__ = ["Context", "load_model"]
@@ -56,7 +56,7 @@ class Context:
     progress: Any = None
     """A rich ``Progress`` (None: quiet)."""
     results: dict[str, Any] = field(default_factory=dict)
-    _power: dict[tuple[str, int, int], PowerRun] = field(default_factory=dict)
+    _power: dict[str, list[PowerRun]] = field(default_factory=dict)
 
     @property
     def model_name(self) -> str:
@@ -123,15 +123,30 @@ class Context:
         )
 
     def power(self, setting: PowerSetting, n: int) -> PowerRun:
-        """``n`` completions of ``setting``; the same request later in the run returns the same run."""
-        key = (setting.model_dump_json(), n, self.cfg.seed)
-        run = self._power.get(key)
-        if run is None:
-            with self.bar(f"{setting.label} ×{n}", None) as advance:
-                run = asyncio.run(run_power(self.lm, self.prompt, setting, n, seed=self.seed("power", key[0]),
-                                            progress=advance))  # fmt: skip
-            self._power[key] = run
-        return run
+        """``n`` completions of ``setting``. Chains are independent, so a later request for the same setting
+        reuses the earlier ones (the first ``n``, or all of them plus newly sampled ones with a fresh seed).
+        ``tokens_generated`` is kept only where it covers exactly the chains returned (else -1)."""
+        key = setting.model_dump_json()
+        batches = self._power.setdefault(key, [])
+        while sum(len(b.tokens) for b in batches) < n:
+            have = sum(len(b.tokens) for b in batches)
+            with self.bar(f"{setting.label} ×{n - have}", None) as advance:
+                batches.append(asyncio.run(run_power(self.lm, self.prompt, setting, n - have,
+                                                     seed=self.seed("power", key, len(batches)),
+                                                     progress=advance)))  # fmt: skip
+        tokens: list[list[int]] = []
+        cuts: list[Cut] = []
+        generated, latency, exact = 0, 0.0, True
+        for b in batches:
+            take = min(len(b.tokens), n - len(tokens))
+            if take <= 0:
+                break
+            exact = exact and take == len(b.tokens)
+            cuts += [replace(c, chain=c.chain + len(tokens)) for c in b.cuts if c.chain < take]
+            tokens += b.tokens[:take]
+            generated, latency = generated + b.tokens_generated, latency + b.latency_s
+        acc = sum(c.accepted for c in cuts) / len(cuts) if cuts else None
+        return PowerRun(setting, tokens, generated if exact else -1, latency, acceptance=acc, cuts=cuts)
 
     def text(self, tokens: Sequence[int]) -> str:
         return str(self.lm.decode(list(tokens)))

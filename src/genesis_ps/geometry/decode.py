@@ -123,13 +123,23 @@ def decode(
     out_stats: list[list[StepStats]] = [[] for _ in range(n)]
     alive = [True] * n
     eos = [False] * n
+    shared = n > 1 and max_new > 0 and not any(pre_lens)  # one prompt prefill, its KV repeated for every row
     with torch.inference_mode(), capture(model, layer_t) as rec:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=max_new > 0, **kw)
-        for pl in poolers:
-            pl.update(rec.states, j)
-        rec.states.clear()
+        rows = slice(0, 1) if shared else slice(None)
+        out = model(input_ids=ids[rows], attention_mask=mask[rows], position_ids=pos[rows], use_cache=max_new > 0,
+                    **kw)  # fmt: skip
         cache = _cache_of(out)
-        logits = out.logits[:, -1, :].float()
+        if shared and hasattr(cache, "batch_repeat_interleave"):
+            cache.batch_repeat_interleave(n)
+        elif shared:  # a cache that cannot be repeated: prefill every row after all
+            rec.states.clear()
+            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw)
+            cache, shared = _cache_of(out), False
+        states = {k: v.expand(n, -1, -1) for k, v in rec.states.items()} if shared else dict(rec.states)
+        for pl in poolers:
+            pl.update(states, j)
+        rec.states.clear()
+        logits = out.logits[:, -1, :].float().expand(n, -1) if shared else out.logits[:, -1, :].float()
         for s in range(1, max_new + 1):
             if stats:
                 for r, st in enumerate(_stats(logits)):

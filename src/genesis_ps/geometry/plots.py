@@ -80,7 +80,8 @@ def path(r: dict[str, Any], out: Path) -> list[str]:
     ts = [p["t"] for p in r["points"]]
     fig, ax = _fig(2, 1, (9, 6))
     a = ax[0, 0]
-    a.bar(ts, [p["D"][pos] for p in r["points"]], width=max(1.0, 0.6 * r["every"]), color="tab:blue", label="D(t)")
+    a.bar(ts, [p["D"][pos] if p["D"] is not None else 0.0 for p in r["points"]], width=max(1.0, 0.6 * r["every"]),
+          color="tab:blue", label="D(t) (0: the top-1 branch ends at t)")  # fmt: skip
     a.set(ylabel=f"D(t), residual {r['plot_layer']}", title="path sensitivity along the greedy baseline")
     b = a.twinx()
     b.plot(ts, [p["entropy"] for p in r["points"]], "o-", color="tab:red", label="entropy at t")
@@ -143,7 +144,7 @@ def clusters(r: dict[str, Any], out: Path) -> list[str]:
 
 
 def bridge(r: dict[str, Any], out: Path) -> list[str]:
-    pts = r["points"]
+    pts = [p for p in r["points"] if p["D"] is not None]
     if not pts:
         return []
     fig, ax = _fig(1, 2, (11, 4.2))

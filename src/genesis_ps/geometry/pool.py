@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PoolSpec", "Pooler", "mean_pairwise_distance", "relative_variance", "total_variance"]
+__all__ = ["PoolSpec", "Pooler", "bootstrap_variance_ratio", "mean_pairwise_distance", "relative_variance",
+           "total_variance"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,29 @@ def relative_variance(z: np.ndarray) -> np.ndarray:
     """:func:`total_variance` over the mean squared norm of the latents (scale-free across layers)."""
     norm2 = (z**2).sum(axis=-1).mean(axis=0)
     return np.asarray(total_variance(z) / np.where(norm2 > 0, norm2, 1.0))
+
+
+def _boot_variances(z: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """tr Cov of ``n_boot`` resamples (with replacement) of the rows of ``z`` (``(n, layers, hidden)``), per
+    layer: ``(n·Σ w_i‖z_i‖² − ‖Σ w_i z_i‖²) / (n(n−1))`` with resample counts ``w``."""
+    n = z.shape[0]
+    w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)  # (B, n)
+    sq = (z**2).sum(axis=-1)  # (n, layers)
+    s1 = w @ sq  # (B, layers)
+    s2 = (np.einsum("bn,nld->bld", w, z) ** 2).sum(axis=-1)
+    return np.asarray((n * s1 - s2) / (n * (n - 1)))
+
+
+def bootstrap_variance_ratio(
+    a: np.ndarray, b: np.ndarray, *, seed: int = 0, n_boot: int = 2000, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of tr Cov(a) / tr Cov(b) per layer, resampling the rows of each set
+    independently: ``(low, high)``, each ``(layers,)``."""
+    rng = np.random.default_rng(seed)
+    va, vb = _boot_variances(a, rng, n_boot), _boot_variances(b, rng, n_boot)
+    ratio = va / np.where(vb > 0, vb, np.nan)
+    q = (1.0 - level) / 2.0
+    return np.nanquantile(ratio, q, axis=0), np.nanquantile(ratio, 1.0 - q, axis=0)
 
 
 def mean_pairwise_distance(z: np.ndarray) -> np.ndarray:

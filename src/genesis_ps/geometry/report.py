@@ -54,11 +54,14 @@ def _variance(r: dict[str, Any]) -> list[str]:
     cmp = r.get("power_vs_temperature") or []
     if cmp:
         lines += ["", "Power sampling at α against temperature 1/α (same checkpoint):", "",
-                  markdown_table(["power", "temperature", "tokens", "var power", "var temp", "ratio",
-                                  "layers where power > temp"],
+                  markdown_table(["power", "temperature", "tokens", "var power", "var temp", "ratio [95% CI]",
+                                  "layers power > temp", "layers CI > 1 / < 1"],
                                  [[c["power"], c["temperature"], c["checkpoint"], fmt(c["variance_power"], 4),
-                                   fmt(c["variance_temperature"], 4), fmt(c["ratio_at_plot_layer"]),
-                                   f"{c['layers_power_higher']}/{c['layers']}"] for c in cmp])]  # fmt: skip
+                                   fmt(c["variance_temperature"], 4),
+                                   f"{fmt(c['ratio_at_plot_layer'])} [{fmt(c['ratio_ci95_at_plot_layer'][0])}, "
+                                   f"{fmt(c['ratio_ci95_at_plot_layer'][1])}]",
+                                   f"{c['layers_power_higher']}/{c['layers']}",
+                                   f"{c['layers_ci_above_1']} / {c['layers_ci_below_1']}"] for c in cmp])]  # fmt: skip
     return lines
 
 
@@ -115,6 +118,9 @@ def _clustering(r: dict[str, Any]) -> list[str]:
              f"{'correct solutions only' if r['correct_only'] else 'all solutions'}.", "",
              markdown_table(["set", "correct", "clustered", "distinct texts", "tr Cov(z)", "silhouette", "best K",
                              "sizes"], rows)]  # fmt: skip
+    for t in r.get("correct_rate_tests", []):
+        lines.append(f"- correct rate {t['a']} {t['a_correct']}/{t['n'][0]} vs {t['b']} {t['b_correct']}/{t['n'][1]}: "
+                     f"Fisher exact p = {fmt(t['fisher_p'])}")
     for s in r["sets"]:
         for j in s.get("judge", []):
             lines.append(f"- judge on {s['label']} solutions {j['a']} vs {j['b']}: **{j['verdict']}** — "

@@ -10,11 +10,16 @@ import numpy as np
 __all__ = ["correlation"]
 
 
-def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
-    """``{n, spearman, spearman_p, pearson, pearson_p}``; the coefficients are None (with ``note``) when
-    fewer than 3 points or either side is constant, where a correlation is undefined."""
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    out: dict[str, Any] = {"n": int(a.size), "spearman": None, "spearman_p": None, "pearson": None, "pearson_p": None}
+def correlation(x: Sequence[float | None], y: Sequence[float | None]) -> dict[str, Any]:
+    """``{n, spearman, spearman_p, pearson, pearson_p}`` over the pairs where both values are present (None
+    or NaN pairs are dropped and counted in ``dropped``); the coefficients are None (with ``note``) when
+    fewer than 3 pairs remain or either side is constant, where a correlation is undefined."""
+    a0 = np.asarray([np.nan if v is None else v for v in x], dtype=float)
+    b0 = np.asarray([np.nan if v is None else v for v in y], dtype=float)
+    keep = np.isfinite(a0) & np.isfinite(b0)
+    a, b = a0[keep], b0[keep]
+    out: dict[str, Any] = {"n": int(a.size), "dropped": int((~keep).sum()), "spearman": None, "spearman_p": None,
+                           "pearson": None, "pearson_p": None}  # fmt: skip
     if a.size < 3:
         out["note"] = "fewer than 3 points"
         return out

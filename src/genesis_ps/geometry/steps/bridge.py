@@ -35,6 +35,11 @@ def surviving_changes(final: list[int], cuts: list[Any], chain: int) -> list[int
     return out
 
 
+def _mean(xs: list[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return float(np.mean(vals)) if vals else None
+
+
 def run(ctx: Context) -> dict[str, Any]:
     from genesis_ps.geometry import plots
 
@@ -53,7 +58,8 @@ def run(ctx: Context) -> dict[str, Any]:
             changes = surviving_changes(text, pr.cuts, ch)
             for r in rows:
                 t = r["t"]
-                points.append({"chain": ch, "t": t, "D": r["D"][pos], "entropy": r["entropy"], "margin": r["margin"],
+                points.append({"chain": ch, "t": t, "D": r["D"][pos] if r["D"] is not None else None,
+                               "entropy": r["entropy"], "margin": r["margin"],
                                "changes": sum(1 for c in changes if t <= c < t + b.every)})  # fmt: skip
             advance()
     accepted = [c for c in pr.cuts if c.accepted and c.change is not None]
@@ -65,9 +71,9 @@ def run(ctx: Context) -> dict[str, Any]:
         "surviving_changes": surviving, "acceptance": pr.acceptance, "points": points,
         "corr_D_changes": correlation(dd, cc), "corr_entropy_changes": correlation(hh, cc),
         "corr_D_entropy": correlation(dd, hh),
-        "mean_D_where_changed": float(np.mean([d for d, c in zip(dd, cc, strict=True) if c > 0])) if any(cc) else None,
-        "mean_D_where_unchanged": float(np.mean([d for d, c in zip(dd, cc, strict=True) if c == 0]))
-        if not all(cc) else None,
+        "mean_D_where_changed": _mean([d for d, c in zip(dd, cc, strict=True) if c > 0]),
+        "mean_D_where_unchanged": _mean([d for d, c in zip(dd, cc, strict=True) if c == 0]),
+        "points_without_continuation": sum(1 for d in dd if d is None),
     }  # fmt: skip
     result["plots"] = plots.bridge(result, ctx.out)
     return result

@@ -48,7 +48,7 @@ def cluster(z: np.ndarray, ks: list[int], seed: int) -> dict[str, Any]:
                          "labels": labels.tolist(), "representatives": reps}  # fmt: skip
     scored = {k: v["silhouette"] for k, v in per_k.items() if "silhouette" in v}
     best = max(scored, key=lambda k: scored[k]) if scored else None
-    return {"n": n, "distinct_latents": distinct, "per_k": per_k, "best_k": int(best) if best else None}
+    return {"distinct_latents": distinct, "per_k": per_k, "best_k": int(best) if best else None}
 
 
 def judge_pairs(ctx: Context, texts: list[str], reps: list[int]) -> list[dict[str, Any]]:
@@ -77,6 +77,21 @@ def _score(ctx: Context, texts: list[str]) -> list[bool]:
         return [False] * len(texts)
     ev = MathAnswerEvaluator(ctx.problem.answer)
     return [ev.evaluate(t).value == 1.0 for t in texts]
+
+
+def _rate_tests(sets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fisher's exact test of the correct rate of the last set (the power setting) against each other set."""
+    if len(sets) < 2:
+        return []
+    from scipy.stats import fisher_exact
+
+    last = sets[-1]
+    out = []
+    for s in sets[:-1]:
+        table = [[last["correct"], last["n"] - last["correct"]], [s["correct"], s["n"] - s["correct"]]]
+        out.append({"a": last["label"], "b": s["label"], "a_correct": last["correct"], "b_correct": s["correct"],
+                    "n": [last["n"], s["n"]], "fisher_p": float(fisher_exact(table).pvalue)})  # fmt: skip
+    return out
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -118,7 +133,8 @@ def run(ctx: Context) -> dict[str, Any]:
             if c.judge is not None:
                 entry["judge"] = judge_pairs(ctx, texts, reps)
         out_sets.append(entry)
-    result: dict[str, Any] = {"layer": ctx.plot_layer, "answer": ctx.problem.answer, "correct_only": c.correct_only,
+    result: dict[str, Any] = {"correct_rate_tests": _rate_tests(out_sets), "layer": ctx.plot_layer,
+                              "answer": ctx.problem.answer, "correct_only": c.correct_only,
                               "ks": list(c.ks), "sets": out_sets,
                               "judge": c.judge.model_dump() if c.judge is not None else None}  # fmt: skip
     result["plots"] = plots.clusters(result, ctx.out)

@@ -30,7 +30,8 @@ def branch_points(
     window_stride: int, label: str, seed: int = 0,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """D(t) per layer for each ``t`` in ``points`` along ``text``; ``stats[t]`` is the base distribution
-    emitting ``text[t]``. Each branch pair is two rows of one batch."""
+    emitting ``text[t]``. Each branch pair is two rows of one batch. A branch whose forced token is EOS has
+    no continuation, so its D is None (``empty_window``)."""
     prefixes: list[list[int]] = []
     forced: list[int | None] = []
     starts: list[int] = []
@@ -45,13 +46,15 @@ def branch_points(
     for i, t in enumerate(points):
         a, b = d.tokens[2 * i], d.tokens[2 * i + 1]
         dist = np.linalg.norm(z[2 * i] - z[2 * i + 1], axis=-1)
+        empty = bool(np.isnan(dist).any())
         same = sum(1 for x, y in zip(a[1:], b[1:], strict=False) if x == y)
         m = min(len(a), len(text) - t)
         st = stats[t]
         out.append({
             "t": int(t), "entropy": st.entropy, "margin": st.margin, "top1": st.top1, "top2": st.top2,
             "top1_text": ctx.text([st.top1]), "top2_text": ctx.text([st.top2]),
-            "D": dist.tolist(), "continuations_agree": same / max(1, min(len(a), len(b)) - 1),
+            "D": None if empty else dist.tolist(), "empty_window": empty,
+            "continuations_agree": same / max(1, min(len(a), len(b)) - 1),
             "top1_branch": ctx.text(a)[:160], "top2_branch": ctx.text(b)[:160],
             "reproduces_text": list(a[:m]) == list(text[t : t + m]),
         })  # fmt: skip
@@ -68,7 +71,7 @@ def run(ctx: Context) -> dict[str, Any]:
     pos = ctx.layer_index(ctx.plot_layer)
     rows = branch_points(ctx, tokens, stats, points, horizon=c.horizon, window_stride=c.window_stride,
                          label="path: branches")  # fmt: skip
-    ranked = sorted(rows, key=lambda r: -r["D"][pos])
+    ranked = sorted((r for r in rows if r["D"] is not None), key=lambda r: -r["D"][pos])
     bif = {
         "model": ctx.model_name, "prompt": ctx.problem.prompt, "prompt_ids": list(ctx.prompt_ids),
         "baseline_tokens": list(tokens), "layers": list(ctx.layers), "plot_layer": ctx.plot_layer,
@@ -76,7 +79,7 @@ def run(ctx: Context) -> dict[str, Any]:
     }  # fmt: skip
     (ctx.out / BIFURCATIONS_FILE).write_text(json.dumps(bif, indent=1), encoding="utf-8")
     ent = [r["entropy"] for r in rows]
-    dd = [r["D"][pos] for r in rows]
+    dd = [r["D"][pos] if r["D"] is not None else None for r in rows]
     result: dict[str, Any] = {
         "baseline_length": len(tokens), "baseline_text": ctx.text(tokens), "every": c.every, "horizon": c.horizon,
         "window_stride": c.window_stride, "layers": list(ctx.layers), "plot_layer": ctx.plot_layer,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from genesis_ps.geometry.context import Context
-from genesis_ps.geometry.pool import PoolSpec, relative_variance, total_variance
+from genesis_ps.geometry.pool import PoolSpec, bootstrap_variance_ratio, relative_variance, total_variance
 
 __all__ = ["compare_power_to_temperature", "run"]
 
@@ -36,8 +36,11 @@ def _summary(ctx: Context, label: str, kind: str, z_by_c: dict[int, np.ndarray],
     }  # fmt: skip
 
 
-def compare_power_to_temperature(settings: list[dict[str, Any]], layer_pos: int) -> list[dict[str, Any]]:
-    """For each MH / SMC setting at α with a temperature setting at 1/α: the two variances, side by side."""
+def compare_power_to_temperature(
+    settings: list[dict[str, Any]], layer_pos: int, latents: dict[tuple[str, str], np.ndarray], seed: int = 0
+) -> list[dict[str, Any]]:
+    """For each MH / SMC setting at α with a temperature setting at 1/α: the two variances side by side,
+    with a bootstrap 95% interval of their ratio (completions resampled within each setting)."""
     out = []
     temps = {round(s["temperature"], 9): s for s in settings if s["kind"] == "temperature"}
     for s in settings:
@@ -51,10 +54,13 @@ def compare_power_to_temperature(settings: list[dict[str, Any]], layer_pos: int)
             vp = s["checkpoints"][c]["variance"]
             vt = t["checkpoints"][c]["variance"]
             ratio = [a / b if b > 0 else None for a, b in zip(vp, vt, strict=True)]
+            lo, hi = bootstrap_variance_ratio(latents[(s["label"], c)], latents[(t["label"], c)], seed=seed)
             out.append({
                 "power": s["label"], "temperature": t["label"], "checkpoint": int(c),
                 "variance_power": vp[layer_pos], "variance_temperature": vt[layer_pos],
                 "ratio_at_plot_layer": ratio[layer_pos],
+                "ratio_ci95_at_plot_layer": [float(lo[layer_pos]), float(hi[layer_pos])],
+                "layers_ci_above_1": int((lo > 1).sum()), "layers_ci_below_1": int((hi < 1).sum()),
                 "layers_power_higher": sum(1 for a, b in zip(vp, vt, strict=True) if a > b), "layers": len(vp),
             })  # fmt: skip
     return out
@@ -66,6 +72,7 @@ def run(ctx: Context) -> dict[str, Any]:
     v, k = ctx.cfg.variance, ctx.cfg.stride
     cps = sorted(set(v.checkpoints))
     settings: list[dict[str, Any]] = []
+    latents: dict[tuple[str, str], np.ndarray] = {}
     if v.temperatures:
         temps = [t for t in v.temperatures for _ in range(v.n)]
         d = ctx.decode([[]] * len(temps), max_new=max(cps), label="variance: temperatures", chunk=32,
@@ -74,6 +81,7 @@ def run(ctx: Context) -> dict[str, Any]:
         for i, t in enumerate(v.temperatures):
             rows = slice(i * v.n, (i + 1) * v.n)
             z_by_c = {c: d.latents[j][rows] for j, c in enumerate(cps)}
+            latents.update({(f"T={t:g}", str(c)): z for c, z in z_by_c.items()})
             settings.append(_summary(ctx, f"T={t:g}", "temperature", z_by_c, d.tokens[rows], d.eos[rows],
                                      temperature=t))  # fmt: skip
     for s in v.power:
@@ -83,14 +91,17 @@ def run(ctx: Context) -> dict[str, Any]:
                        pools=[PoolSpec(k, until=c) for c in mine])  # fmt: skip
         eos = [bool(t) and t[-1] in ctx.eos for t in run_.tokens]
         returned = sum(len(t) for t in run_.tokens)
+        latents.update({(s.label, str(c)): d.latents[j] for j, c in enumerate(mine)})
         settings.append(_summary(
             ctx, s.label, "power", {c: d.latents[j] for j, c in enumerate(mine)}, run_.tokens, eos,
             alpha=s.alpha, method=s.method, setting=s.model_dump(), tokens_generated=run_.tokens_generated,
-            cost_multiplier=run_.tokens_generated / max(returned, 1), acceptance=run_.acceptance,
+            cost_multiplier=run_.tokens_generated / max(returned, 1) if run_.tokens_generated >= 0 else None,
+            acceptance=run_.acceptance,
             latency_s=run_.latency_s,
         ))  # fmt: skip
     pos = ctx.layer_index(ctx.plot_layer)
+    cmp = compare_power_to_temperature(settings, pos, latents, ctx.seed("bootstrap"))
     result = {"n": v.n, "stride": k, "checkpoints": cps, "layers": list(ctx.layers), "plot_layer": ctx.plot_layer,
-              "settings": settings, "power_vs_temperature": compare_power_to_temperature(settings, pos)}  # fmt: skip
+              "settings": settings, "power_vs_temperature": cmp}  # fmt: skip
     result["plots"] = plots.variance(result, ctx.out)
     return result
