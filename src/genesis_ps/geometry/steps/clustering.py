@@ -33,7 +33,8 @@ def cluster(z: np.ndarray, ks: list[int], seed: int) -> dict[str, Any]:
     from sklearn.metrics import silhouette_score
 
     n = len(z)
-    distinct = len(np.unique(np.round(z, 6), axis=0)) if n else 0
+    scale = float(np.abs(z).max()) if n else 1.0
+    distinct = len(np.unique(np.round(z / (scale or 1.0), 6), axis=0)) if n else 0  # identical texts: one point
     per_k: dict[str, Any] = {}
     for k in ks:
         if k >= n or k > distinct:
