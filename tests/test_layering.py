@@ -20,8 +20,8 @@ LAYERS: list[set[str]] = [
     {"settings", "observability", "testing"},
     {"generation", "providers", "evaluators"},
     {"planners", "operators", "loops"},
-    {"graph", "geometry", "softprompt"},
-    {"bench"},
+    {"graph"},
+    {"bench", "geometry", "softprompt"},
     {"cli", "__init__"},
     {"__main__"},
 ]

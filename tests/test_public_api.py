@@ -55,6 +55,7 @@ SURFACE: dict[str, list[str]] = {
                          "run_sica"],
     "genesis_ps.testing": ["ScriptedModel", "TOYS", "ToyLM", "eos_toy", "exact", "random_toy", "sharp_toy"],
     "genesis_ps.cli": ["build_parser", "main"],
+    "genesis_ps.geometry": ["GeometryConfig", "STEPS", "dry_run_config", "load_config", "run_geometry"],
 }  # fmt: skip
 
 

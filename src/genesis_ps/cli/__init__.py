@@ -13,10 +13,13 @@ from genesis_ps.errors import GenesisError
 __all__ = ["build_parser", "main"]
 
 # module name -> it defines ``register(subparsers)``; each registered parser sets ``func(args) -> int``.
-_COMMAND_MODULES = ("sample", "bench", "doctor", "graph")
+_COMMAND_MODULES = ("sample", "bench", "doctor", "graph", "geometry")
 
-_EXTRA_FOR = {"scipy": "bench", "matplotlib": "bench", "sympy": "math", "torch": "local", "transformers": "local",
-              "gguf": "local", "accelerate": "local", "openai": "openai", "anthropic": "anthropic", "google": "gemini"}
+_EXTRA_FOR = {
+    "scipy": "bench", "matplotlib": "bench", "sympy": "math", "torch": "local", "transformers": "local",
+    "gguf": "local", "accelerate": "local", "openai": "openai", "anthropic": "anthropic", "google": "gemini",
+    "sklearn": "geometry", "yaml": "geometry",
+}  # fmt: skip
 """Optional packages the commands may need, and the extra that installs each."""
 
 
