@@ -21,7 +21,8 @@ LAYERS: list[set[str]] = [
     {"generation", "providers", "evaluators"},
     {"planners", "operators", "loops"},
     {"graph"},
-    {"bench", "geometry", "softprompt"},
+    {"bench"},
+    {"geometry", "softprompt"},
     {"cli", "__init__"},
     {"__main__"},
 ]
