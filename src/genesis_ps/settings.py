@@ -52,6 +52,7 @@ _GLOBAL_KEYS: dict[str, type] = {
     "MAX_CONCURRENCY": int,
     "BUDGET_TOKENS": int,
     "BUDGET_REQUESTS": int,
+    "ALLOW_WEAK_SANDBOX": bool,
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -93,6 +94,8 @@ class Settings:
     max_concurrency: int = 8
     budget_tokens: int | None = None
     budget_requests: int | None = None
+    allow_weak_sandbox: bool = False
+    """Run candidate code even where the sandbox is weaker than a bubblewrap boundary (see doctor)."""
 
     def layer(self, name: str) -> LayerSettings:
         """Settings of one layer; ``enabled`` already folds in the master switch."""
@@ -159,6 +162,7 @@ class Settings:
             rollout_percent=rollout,
             provider=str(g.get("PROVIDER", "embedded")),
             model=(str(g["MODEL"]) if "MODEL" in g else None),
+            allow_weak_sandbox=bool(g.get("ALLOW_WEAK_SANDBOX", False)),
             **kw,  # type: ignore[arg-type]
         )
 
