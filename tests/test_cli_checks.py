@@ -54,7 +54,7 @@ def fails(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) ->
         (["sample", "hi", "--temperature", "-1"], "--temperature"),
         (["sample", "hi", "--max-new-tokens", "0"], "--max-new-tokens"),
         (["sample", "hi", "--provider", "openai-compatible", "--model", "m", "--base-url", "notaurl"], "--base-url"),
-        (["decompose", "x y", "--provider", "openai-compatible", "--model", "m", "--base-url", "notaurl"], "--base-url"),
+        (["decompose", "x y", "--provider", "openai-compatible", "--model", "m", "--base-url", "bad"], "--base-url"),
     ],
 )
 def test_flags_are_checked_before_any_model_loads(argv: list[str], flag: str,
@@ -129,8 +129,9 @@ def test_a_closed_port_reports_the_refused_connection(monkeypatch: pytest.Monkey
     monkeypatch.setenv("POWER_SAMPLING_MAX_RETRIES", "0")
     monkeypatch.setenv("POWER_SAMPLING_BREAKER_FAIL_MAX", "1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnop")
-    err = fails(["sample", "hi", "--provider", "openai-compatible", "--model", f"closed-{port}", "--base-url",
-                 f"http://127.0.0.1:{port}/v1", "--json"], capsys, f"connection refused to 127.0.0.1:{port}")  # fmt: skip
+    argv = ["sample", "hi", "--provider", "openai-compatible", "--model", f"closed-{port}", "--base-url",
+            f"http://127.0.0.1:{port}/v1", "--json"]  # fmt: skip
+    err = fails(argv, capsys, f"connection refused to 127.0.0.1:{port}")
     assert "circuit breaker" in err and "last failure" in err
 
 
