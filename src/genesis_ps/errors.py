@@ -125,9 +125,11 @@ class MalformedResponseError(ProviderError):
 
 
 class CircuitOpenError(ProviderError):
-    """The circuit breaker for this provider and model is open; the call was not attempted."""
+    """The circuit breaker for this provider and model is open; the call was not attempted. The message
+    and ``last_error`` say which failure opened it ("connection refused to 127.0.0.1:8000", "HTTP 503")."""
 
     retryable = False
+    last_error: str | None = None
 
 
 class BudgetExceededError(GenesisError):

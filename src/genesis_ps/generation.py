@@ -125,8 +125,9 @@ async def generate(
     """Power-sample when ``power`` is true, else (or when power sampling fails) generate single-shot.
 
     The fallback is never silent: ``result.fallback`` holds the reason (``disabled``, ``no_logprobs``,
-    ``circuit_open``, ``budget``, ``provider_error:…``, ``sampling_error:…``). Invalid parameters are
-    not a reason to fall back: :class:`ConfigError` propagates.
+    ``circuit_open``, ``budget``, ``provider_error:…``, ``sampling_error:…``) and, when an error caused it,
+    ``result.extra["fallback_error"]`` its message. Invalid parameters are not a reason to fall back:
+    :class:`ConfigError` propagates.
     """
     p = params or SamplerParams()
     with obs.span("genesis_ps.generate", method=p.method, power=power, provider=model.provider,
@@ -148,18 +149,20 @@ async def _generate(
     fallback_model: TokenModel | None,
     **kwargs: Any,
 ) -> GenerationResult:
-    reason = disabled_reason
+    reason, error = disabled_reason, ""
     if power and p.method != "single":
         try:
             return await power_sample(model, prompt, p, **kwargs)
         except ConfigError:
             raise
         except (GenesisError, TimeoutError) as exc:
-            reason = fallback_reason(exc)
+            reason, error = fallback_reason(exc), str(exc) or type(exc).__name__
     fb = fallback_model or model
     result = await single_shot(fb, prompt, max_new_tokens=p.max_new_tokens, temperature=p.temperature, seed=p.seed)
     result.requested_method = p.method
     result.fallback = None if (not power and reason == "disabled" and p.method == "single") else reason
+    if error:
+        result.extra["fallback_error"] = error[:500]
     return result
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "record_call",
     "record_evaluation",
     "record_outcome",
+    "record_provider_error",
     "registry",
     "reset_metrics",
     "set_attributes",
@@ -65,6 +66,7 @@ METRIC_NAMES: dict[str, str] = {
     "genesis_ps_evaluations_total": "counter",
     "genesis_ps_graph_node_duration_seconds": "histogram",
     "genesis_ps_graph_node_runs_total": "counter",
+    "genesis_ps_provider_errors_total": "counter",
 }
 """Every series family this module exports (name as scraped, without ``_bucket``/``_sum``/``_count``)."""
 
@@ -148,6 +150,13 @@ class _Metrics:
         )
         self.node_runs = Counter(
             "graph_node_runs", "Graph node runs by node and status", ["node", "status"], namespace=ns, registry=r
+        )
+        self.provider_errors = Counter(
+            "provider_errors",
+            "Failed provider attempts by provider and error (a refused malformed response is MalformedResponseError)",
+            ["provider", "error"],
+            namespace=ns,
+            registry=r,
         )
 
 
@@ -305,6 +314,11 @@ def record_outcome(result: GenerationResult, *, layer: str | None = None) -> Non
         m.fallbacks.labels(lay, result.fallback.split(":", 1)[0]).inc()
     else:
         m.generations.labels(lay, "single" if result.method == "single" else "power").inc()
+
+
+def record_provider_error(provider: str, error: str) -> None:
+    """One failed provider attempt (retried or not): HTTP errors, timeouts, refused malformed responses."""
+    metrics().provider_errors.labels(provider or "?", error).inc()
 
 
 def record_evaluation(evaluator: str, value: float | None, *, layer: str | None = None) -> None:

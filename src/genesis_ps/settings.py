@@ -58,6 +58,7 @@ _GLOBAL_KEYS: dict[str, type] = {
     "MAX_CONCURRENCY": int,
     "BUDGET_TOKENS": int,
     "BUDGET_REQUESTS": int,
+    "ALLOW_WEAK_SANDBOX": bool,
 }
 _BOUNDS: dict[str, dict[str, float]] = {
     "ROLLOUT_PERCENT": {"ge": 0.0, "le": 100.0},
@@ -108,6 +109,8 @@ class Settings:
     max_concurrency: int = 8
     budget_tokens: int | None = None
     budget_requests: int | None = None
+    allow_weak_sandbox: bool = False
+    """Run candidate code even where the sandbox is weaker than a bubblewrap boundary (see doctor)."""
 
     def layer(self, name: str) -> LayerSettings:
         """Settings of one layer; ``enabled`` already folds in the master switch."""
@@ -161,6 +164,7 @@ class Settings:
             layers=layers,
             provider=str(g.get("PROVIDER", "embedded")),
             model=(str(g["MODEL"]) if "MODEL" in g else None),
+            allow_weak_sandbox=bool(g.get("ALLOW_WEAK_SANDBOX", False)),
             **kw,
         )
 

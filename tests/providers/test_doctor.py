@@ -60,3 +60,19 @@ def test_doctor_loads_no_model_and_no_sdk() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_doctor_says_how_strong_the_code_sandbox_is(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from genesis_ps.evaluators import isolation
+
+    assert main(["doctor", "--json"]) == 0
+    box = json.loads(capsys.readouterr().out)["sandbox"]
+    assert box["boundary"] == ("bwrap" if isolation.runtime().boundary else "none") and box["detail"]
+    weak = isolation.Runtime(boundary=False, strong=False, detail="bubblewrap (bwrap) is not installed")
+    monkeypatch.setattr(isolation, "runtime", lambda: weak)
+    monkeypatch.delenv("POWER_SAMPLING_ALLOW_WEAK_SANDBOX", raising=False)
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "code sandbox: WEAKER than a boundary (bubblewrap (bwrap) is not installed)" in out
+    assert "refused unless POWER_SAMPLING_ALLOW_WEAK_SANDBOX=1" in out

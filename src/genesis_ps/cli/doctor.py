@@ -1,6 +1,7 @@
 """``genesis-ps doctor [--json]``: every provider, what it can do, whether it is configured, and the
-feature flags in effect. Loads no model, imports no SDK and makes no network call: packages are
-looked up with ``importlib.util.find_spec`` and keys only tested for presence (never printed)."""
+feature flags in effect, and how strong the code sandbox is here. Loads no model, imports no SDK and
+makes no network call: packages are looked up with ``importlib.util.find_spec`` and keys only tested for
+presence (never printed); the sandbox probe runs one trivial ``python -c`` under bubblewrap."""
 
 from __future__ import annotations
 
@@ -73,13 +74,16 @@ def provider_report(environ: Mapping[str, str] | None = None) -> list[dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
+    from genesis_ps.evaluators.isolation import sandbox_status
     from genesis_ps.providers.local import blockmm
     from genesis_ps.settings import Settings
 
+    settings = Settings.from_env()
     report: dict[str, Any] = {
         "providers": provider_report(),
-        "flags": Settings.from_env().flags(),
+        "flags": settings.flags(),
         "local_block_kernel": blockmm.status(),
+        "sandbox": {**sandbox_status(), "allow_weak_sandbox": settings.allow_weak_sandbox},
     }
     if getattr(args, "json", False):
         print(json.dumps(report, indent=2, sort_keys=True))
@@ -91,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
     print("flags: " + ", ".join(f"{k}={v}" for k, v in report["flags"].items()))
     kernel = report["local_block_kernel"]
     print(f"local GGUF block kernel: {'yes' if kernel['usable'] else 'no'} ({kernel['detail']})")
+    box = report["sandbox"]
+    if box["strong"]:
+        print(f"code sandbox: a boundary ({box['detail']})")
+    else:
+        allowed = "code tasks run anyway (POWER_SAMPLING_ALLOW_WEAK_SANDBOX=1)" if box["allow_weak_sandbox"] else (
+            "code tasks are refused unless POWER_SAMPLING_ALLOW_WEAK_SANDBOX=1")
+        print(f"code sandbox: WEAKER than a boundary ({box['detail']}); {allowed}")
     return 0
 
 

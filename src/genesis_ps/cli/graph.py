@@ -20,7 +20,7 @@ from typing import Any
 from genesis_ps.errors import ConfigError
 from genesis_ps.sampling import GenerationResult, Prompt, SamplerParams
 
-__all__ = ["checkpoint_path", "load_model", "register"]
+__all__ = ["check_args", "checkpoint_path", "load_model", "register"]
 
 
 def checkpoint_path(explicit: str | None = None) -> Path:
@@ -83,6 +83,21 @@ def register(sub: Any) -> None:
 
 
 # ---- decompose ------------------------------------------------------------------------------------------
+def check_args(args: argparse.Namespace, settings: Any) -> None:
+    """Every flag of ``decompose`` / ``run`` checked before any model loads, naming the flag."""
+    from genesis_ps.cli.checks import check_float, check_int, check_model_flags, check_temp
+
+    check_model_flags(args.provider or settings.provider, args.model or settings.model, args.base_url)
+    check_int("--max-depth", args.max_depth, 0)
+    check_int("--plan-max-new-tokens", args.plan_max_new_tokens, 1)
+    check_float("--plan-lam", args.plan_lam)
+    check_temp("--temperature", args.temperature)
+    if hasattr(args, "task_max_new_tokens"):
+        check_int("--task-max-new-tokens", args.task_max_new_tokens, 1)
+    if getattr(args, "metrics_port", None) is not None:
+        check_int("--metrics-port", args.metrics_port, 1, 65535)
+
+
 def cmd_decompose(args: argparse.Namespace) -> int:
     from genesis_ps.graph.generation import GenerationPair
     from genesis_ps.graph.rollout import request_id_for
@@ -90,6 +105,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     from genesis_ps.settings import Settings
 
     settings = Settings.from_env()
+    check_args(args, settings)
     request = check_request(args.request)
     model = load_model(args, settings)
     pair = GenerationPair(model, settings=settings)
@@ -144,10 +160,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from genesis_ps.settings import Settings
 
     settings = Settings.from_env()
+    check_args(args, settings)
     if args.resume is None:
         from genesis_ps.planners import check_request
 
         check_request(args.request)
+    from genesis_ps.cli.checks import check_checkpoint
+
+    check_checkpoint(checkpoint_path(args.checkpoint_db), args.resume)
     if args.metrics_port is not None:
         from genesis_ps.observability import start_metrics_server
 

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from genesis_ps.cli.checks import check_model_flags, check_temp
 from genesis_ps.errors import ConfigError
 from genesis_ps.sampling.params import METHODS, SamplerParams
 from genesis_ps.sampling.protocol import Prompt
@@ -60,9 +61,7 @@ def _params(args: argparse.Namespace) -> tuple[SamplerParams, float | None, str,
             changes[field] = value
     temperature: float | None = None
     if args.temperature is not None:
-        if not (args.temperature >= 0 and args.temperature != float("inf")):
-            raise ConfigError("temperature", f"must be a finite number >= 0, got {args.temperature!r}")
-        temperature = args.temperature
+        temperature = check_temp("--temperature", args.temperature)
         if args.temperature > 0:
             changes["temperature"] = args.temperature
     try:
@@ -73,11 +72,8 @@ def _params(args: argparse.Namespace) -> tuple[SamplerParams, float | None, str,
     if params.seed is None:
         params = params.with_(seed=secrets.randbits(31))
     provider = args.provider or settings.provider
-    if provider not in _PROVIDERS:
-        raise ConfigError("provider", f"unknown provider {provider!r}; choose one of {', '.join(_PROVIDERS)}")
     model = args.model or settings.model
-    if provider == "local" and not model:
-        raise ConfigError("--model", "provider 'local' needs --model PATH (a transformers model directory)")
+    check_model_flags(provider, model, args.base_url)
     return params, temperature, provider, model
 
 
@@ -140,4 +136,6 @@ def _print_human(result: GenerationResult, record: dict[str, Any]) -> None:
         if isinstance(value, float):
             value = f"{value:.4g}"
         table.add_row(key, str(value))
+    if result.extra.get("fallback_error"):
+        table.add_row("fallback_error", str(result.extra["fallback_error"]))
     out.print(table)

@@ -3,31 +3,38 @@
 The score is the share of tests that pass. A candidate that loops, allocates without bound, forks,
 writes outside its directory, opens a socket or floods its output scores 0 with ``details["status"]``
 and ``details["reason"]`` saying which; that is a *result* of the evaluation. Only a failure of the
-evaluation itself (no tests given, the sandbox could not start) is a failed :class:`Score` (value None).
+evaluation itself (no tests given, tests that do not parse, a sandbox weaker than allowed) is a failed
+:class:`Score` (value None).
 
 Tests, from the evaluator or ``context["tests"]``: Python source whose ``test*`` functions (or, if it
 has none, its top-level asserts) are the tests, a list of assert statements (MBPP style, one test each),
 or HumanEval style — source defining ``check(candidate)`` with ``context["entry_point"]`` naming the
 function under test. The candidate's names are visible to the tests.
 
-The runner reports through stdout, each line prefixed with a per-run secret read from stdin before the
-candidate runs, so ordinary output cannot be mistaken for a report. Code written on purpose to dig the
-secret out of the runner's frames could forge one: the evaluator scores generated code, it is not a
-defence against an adversary (the sandbox still contains what such code can do).
+The verdict cannot be forged from inside the sandbox by a candidate that was not shown the answers: the
+harness (:mod:`._harness`) is loaded before the candidate and read-only, the asserts' literal expected
+values stay in this process (:mod:`.verdict`), the sandbox sends out only strictly encoded plain values
+over a pipe, and the comparison happens here. ``details`` counts the asserts checked that way
+(``parent_checked``) and those whose both sides were computed inside (``sandbox_checked``).
+
+A weak sandbox (no usable bubblewrap, :mod:`.isolation`) runs no code unless allowed: the argument
+``allow_weak_sandbox=True``, or ``POWER_SAMPLING_ALLOW_WEAK_SANDBOX=1`` when the argument is left at None.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import secrets
 import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators.base import Score
+from genesis_ps.evaluators.isolation import runtime
 from genesis_ps.evaluators.sandbox import SandboxLimits, run_python
+from genesis_ps.evaluators.verdict import judge, plan_tests
 
 __all__ = ["CodeEvaluator", "extract_code"]
 
@@ -35,55 +42,7 @@ _FENCE = re.compile(
     r"(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*(?P=fence)|\Z)", re.DOTALL
 )
 _CODE_LANGS = {"", "python", "py", "python3", "py3"}
-
-_RUNNER = r"""
-import sys, json, traceback
-def _main(nonce):
-    res = {"passed": 0, "total": 0, "failures": []}
-    def fail(name, exc):
-        res["failures"].append({"test": name, "error": "".join(
-            traceback.format_exception_only(type(exc), exc)).strip()[-400:]})
-    ns = {"__name__": "candidate", "__builtins__": __builtins__}
-    try:
-        with open("candidate.py", encoding="utf-8") as fh:
-            exec(compile(fh.read(), "candidate.py", "exec"), ns)
-    except BaseException as exc:
-        fail("<candidate import>", exc)
-        res["total"] = 1
-        return res
-    tns = dict(ns); tns["__name__"] = "tests"
-    with open("tests.py", encoding="utf-8") as fh:
-        tsrc = fh.read()
-    try:
-        exec(compile(tsrc, "tests.py", "exec"), tns)
-    except BaseException as exc:
-        fail("<tests module>", exc)
-        res["total"] = 1
-        return res
-    tests = [(k, v) for k, v in tns.items() if k.startswith("test") and callable(v) and ns.get(k) is not v]
-    entry = ENTRY_POINT
-    if entry and callable(tns.get("check")):
-        target = ns.get(entry)
-        if target is None:
-            fail("check", NameError("candidate defines no %r" % entry)); res["total"] = 1
-            return res
-        tests.append(("check", lambda: tns["check"](target)))
-    if not tests:
-        res["passed"] = res["total"] = 1
-        return res
-    for name, fn in tests:
-        res["total"] += 1
-        try:
-            fn()
-            res["passed"] += 1
-        except BaseException as exc:
-            fail(name, exc)
-    return res
-_nonce = sys.stdin.readline().strip()
-_res = _main(_nonce)
-sys.__stdout__.write("\n" + _nonce + json.dumps(_res) + "\n")
-sys.__stdout__.flush()
-"""
+_HARNESS = (Path(__file__).parent / "_harness.py").read_text(encoding="utf-8")
 
 
 def extract_code(text: str, language: str = "python") -> str:
@@ -116,11 +75,20 @@ class CodeEvaluator:
         entry_point: str | None = None,
         limits: SandboxLimits | None = None,
         extract: bool = True,
+        allow_weak_sandbox: bool | None = None,
     ) -> None:
         self.tests = tests
         self.entry_point = entry_point
         self.limits = limits or SandboxLimits()
         self.extract = extract
+        self.allow_weak_sandbox = allow_weak_sandbox
+
+    def _weak_allowed(self) -> bool:
+        if self.allow_weak_sandbox is not None:
+            return self.allow_weak_sandbox
+        from genesis_ps.settings import Settings
+
+        return Settings.from_env().allow_weak_sandbox
 
     def evaluate(self, text: str, context: Mapping[str, Any] | None = None) -> Score:
         ctx = context or {}
@@ -130,34 +98,46 @@ class CodeEvaluator:
         entry = ctx.get("entry_point", self.entry_point)
         if entry is not None and not (isinstance(entry, str) and entry.isidentifier()):
             raise ConfigError("entry_point", f"must be a Python identifier, got {entry!r}")
+        try:
+            plan = plan_tests(_tests_source(tests), entry)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            return Score(None, error=f"the tests do not parse: {type(exc).__name__}: {exc}", evaluator=self.name)
+        rt = runtime()
+        if not rt.strong and not self._weak_allowed():
+            return Score(None, evaluator=self.name, details={"status": "refused", "sandbox": rt.detail},
+                         error=f"the sandbox is weaker than a boundary here ({rt.detail}); no code was run. "
+                         "Install bubblewrap, or allow it with POWER_SAMPLING_ALLOW_WEAK_SANDBOX=1")  # fmt: skip
         code = extract_code(text) if self.extract else text
-        nonce = "@@GPS" + secrets.token_hex(12) + "@@"
+        config = {"candidate": code, "tests": plan.source, "names": list(plan.names), "entry": entry}
         run = run_python(
-            _RUNNER.replace("ENTRY_POINT", repr(entry)),
-            files={"candidate.py": code, "tests.py": _tests_source(tests)},
-            stdin=(nonce + "\n").encode(),
+            _HARNESS,
+            files={"candidate.py": code, "tests.py": plan.source, "harness.json": json.dumps(config)},
             limits=self.limits,
+            channel=True,
         )
-        report = _find_report(run.stdout, nonce)
+        verdict = judge(plan, run.channel)
         details: dict[str, Any] = {
             "status": run.status,
             "reason": run.reason,
             "duration_s": round(run.duration_s, 3),
             "isolation": list(run.isolation),
+            "strong_sandbox": run.strong,
+            "sandbox": run.sandbox,
             "code_chars": len(code),
+            "parent_checked": verdict.parent_checked,
+            "sandbox_checked": verdict.sandbox_checked,
         }
-        if run.status not in ("ok", "error") or report is None:
-            if report is None and run.status in ("ok", "error"):
+        if run.status not in ("ok", "error") or not verdict.complete:
+            if run.status in ("ok", "error"):
                 details["status"] = "no_report"
                 details["reason"] = run.reason or "the candidate ended the process before the tests reported"
             details["stderr_tail"] = run.stderr[-800:]
             return Score(0.0, details=details, evaluator=self.name)
-        total, passed = int(report.get("total", 0)), int(report.get("passed", 0))
-        details.update(passed=passed, total=total, failures=report.get("failures", [])[:10])
-        details["status"] = "passed" if total and passed == total else "failed"
+        details.update(passed=verdict.passed, total=verdict.total, failures=verdict.failures[:10])
+        details["status"] = "passed" if verdict.total and verdict.passed == verdict.total else "failed"
         if details["status"] == "failed":
             details["reason"] = "; ".join(f["error"] for f in details["failures"][:3])[:600]
-        return Score(passed / total if total else 0.0, details=details, evaluator=self.name)
+        return Score(verdict.passed / verdict.total if verdict.total else 0.0, details=details, evaluator=self.name)
 
 
 def _tests_source(tests: str | Sequence[str]) -> str:
@@ -169,13 +149,3 @@ def _tests_source(tests: str | Sequence[str]) -> str:
         f"def test_{i}():\n{textwrap.indent(textwrap.dedent(t).strip(), '    ')}\n" for i, t in enumerate(tests)
     )
 
-
-def _find_report(stdout: str, nonce: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(nonce):
-            try:
-                data = json.loads(line[len(nonce) :])
-            except ValueError:
-                return None
-            return data if isinstance(data, dict) else None
-    return None

@@ -1,29 +1,23 @@
-"""Run untrusted Python in a sandboxed subprocess, and say exactly which isolation was in force.
+"""Run untrusted Python in a sandbox, and say exactly which isolation was in force.
 
-Layers, outermost first (``SandboxResult.isolation`` lists the ones that were actually used):
+The boundary is bubblewrap (:mod:`.isolation`): namespaces, a read-only root holding only the system
+libraries and the interpreter, no network, a private size-capped ``/tmp`` as working directory, a clean
+environment, and — when this process is root — a sandbox that runs as uid 65534, so the kernel enforces
+the process limit. Inside, before any candidate code, :mod:`._boot` sets rlimits (CPU, address space, file
+size, open files, processes, core) and an audit hook that reports blocked operations by name. The parent
+kills the whole process group at the wall-clock limit or when output passes ``max_output_bytes``.
 
-- ``netns`` / ``pidns``: ``unshare -n --pid --fork --kill-child`` (``-r`` added when not root, for a user
-  namespace): no network interface but loopback, and every descendant dies with the sandbox's PID 1.
-  Used when ``unshare`` works on this machine (probed once); otherwise left out, and said so.
-- ``rlimits``: CPU seconds, address space, file size, open files and core size are capped with
-  ``resource.setrlimit`` before any candidate code runs (soft = hard, so the code cannot raise them).
-  ``RLIMIT_NPROC`` is set too, but the kernel does not enforce it for root, so it is listed as
-  ``nproc`` only when the sandbox does not run as root.
-- ``audit_hook``: a ``sys.addaudithook`` guard in the child blocks non-AF_UNIX sockets and name
-  lookups, process creation beyond ``max_processes``, writes/renames/removals outside the sandbox
-  directory, ``ctypes`` symbol lookups, raising rlimits and signalling other processes. Audit hooks
-  are a guard against the accidents of generated code, not a boundary against a determined attacker;
-  the OS layers above are the boundary.
-- ``pgkill``: the child runs in its own session; at the wall-clock timeout or when its output passes
-  ``max_output_bytes`` the whole process group is killed (SIGKILL) and only the bytes read so far are
-  kept.
-- ``tmpdir``: the code runs in its own fresh temporary directory (removed afterwards) with a minimal
-  environment (``python -I``; no inherited variables, no bytecode writes).
+Where bubblewrap is missing or unusable the run is *weak* (``SandboxResult.strong`` is False and
+``sandbox`` says why): the code runs in a host temporary directory, in ``unshare`` network/PID namespaces
+when those work, with the same rlimits and audit hook — a guard against accidents, not a boundary.
+
+``SandboxResult.isolation`` lists the layers used: ``bwrap`` (and ``userns``, ``mountns``, ``ro_root``,
+``no_host_proc``, ``clean_env``), ``netns``, ``pidns``, ``nproc`` (the kernel enforces the process limit; it
+never does for uid 0), ``rlimits``, ``audit_hook``, ``pgkill`` and ``tmpdir``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import selectors
@@ -36,64 +30,17 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from genesis_ps.errors import ConfigError
+from genesis_ps.evaluators.isolation import SANDBOX_DIR, Runtime, bwrap_command, runtime, unshare_prefix
 
 __all__ = ["SandboxLimits", "SandboxResult", "available_isolation", "run_python"]
 
 VIOLATION_MARK = "__SANDBOX_VIOLATION__"
-
-_BOOT = r"""
-import sys, os, json, resource
-cfg = json.loads(sys.argv[1]); del sys.argv[1]
-root = os.path.realpath(cfg["root"])
-def _lim(r, v):
-    try: resource.setrlimit(r, (v, v))
-    except (ValueError, OSError): pass
-_lim(resource.RLIMIT_CPU, cfg["cpu_s"]); _lim(resource.RLIMIT_AS, cfg["memory_bytes"])
-_lim(resource.RLIMIT_FSIZE, cfg["max_file_bytes"]); _lim(resource.RLIMIT_NOFILE, cfg["max_open_files"])
-_lim(resource.RLIMIT_CORE, 0); _lim(resource.RLIMIT_NPROC, cfg["nproc"])
-os.chdir(root); sys.path.insert(0, root); sys.dont_write_bytecode = True
-_procs = [0]; _me = os.getpid()
-_W = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-def _violation(kind, detail):
-    try: os.write(2, ("\n%s %s %s\n" % (cfg["mark"], kind, detail)).encode("utf-8", "replace"))
-    except OSError: pass
-    raise PermissionError("sandbox: %s blocked (%s)" % (kind, detail))
-def _inside(p):
-    if isinstance(p, int): return True
-    try: full = os.path.realpath(os.path.join(os.getcwd(), os.fsdecode(p)))
-    except Exception: return False
-    return full == root or full.startswith(root + os.sep) or full == "/dev/null"
-_PATH_EVENTS = {"os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",
-    "os.symlink", "os.link", "os.rename", "shutil.rmtree", "shutil.move", "os.setxattr", "os.removexattr"}
-_PROC_EVENTS = {"os.fork", "os.forkpty", "subprocess.Popen", "os.posix_spawn", "os.spawn", "os.system",
-    "os.exec"}
-def _hook(event, args):
-    if event == "open":
-        path, mode, flags = (tuple(args) + (None, None, None))[:3]
-        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-            isinstance(flags, int) and flags & _W)
-        if writing and path is not None and not _inside(path): _violation("write_outside", repr(path))
-    elif event in _PATH_EVENTS:
-        for p in [a for a in args if isinstance(a, (str, bytes, os.PathLike))][:2]:
-            if not _inside(p): _violation("write_outside", "%s %r" % (event, p))
-    elif event == "socket.__new__":
-        if len(args) > 1 and args[1] != 1: _violation("network", "socket family %r" % (args[1],))
-    elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"):
-        _violation("network", event)
-    elif event in _PROC_EVENTS:
-        _procs[0] += 1
-        if _procs[0] > cfg["max_processes"]: _violation("process_limit", event)
-    elif event in ("ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.cdata"): _violation("ctypes", event)
-    elif event in ("resource.setrlimit", "resource.prlimit"): _violation("rlimit", event)
-    elif event in ("os.kill", "os.killpg") and args and args[0] not in (0, _me): _violation("signal", event)
-sys.addaudithook(_hook)
-del _hook, _lim
-import runpy
-runpy.run_path(os.path.join(root, "main.py"), run_name="__main__")
-"""
+_BOOT = (Path(__file__).parent / "_boot.py").read_text(encoding="utf-8")
+_ENV = {"LANG": "C.UTF-8", "HOME": SANDBOX_DIR, "TMPDIR": SANDBOX_DIR, "OMP_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,18 +54,22 @@ class SandboxLimits:
     memory_mb: int = 512
     """Address-space limit (RLIMIT_AS) in MiB."""
     max_output_bytes: int = 256_000
-    """Bytes read from stdout and stderr together; more kills the run (status ``output_limit``)."""
+    """Bytes read from stdout and stderr together; more kills the run (status ``output_limit``). The
+    result channel has a budget of its own of four times this."""
     max_file_bytes: int = 4_000_000
     """Largest file the code may write (RLIMIT_FSIZE)."""
     max_processes: int = 0
-    """Processes the code may start (fork/spawn/subprocess), counted by the audit hook in each process;
-    a forked child inherits its parent's count, so a fork bomb makes at most 2**max_processes."""
+    """Processes the code may start: RLIMIT_NPROC where the kernel enforces it, and the audit hook's count
+    of fork/spawn/subprocess events (a forked child inherits its parent's count)."""
     max_open_files: int = 64
+    max_tmp_bytes: int = 32_000_000
+    """Size of the private writable ``/tmp`` (bwrap only; a weak sandbox writes to the host's disk)."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0):
             raise ConfigError("timeout_s", f"must be > 0, got {self.timeout_s!r}")
-        for name in ("cpu_s", "memory_mb", "max_output_bytes", "max_file_bytes", "max_open_files"):
+        for name in ("cpu_s", "memory_mb", "max_output_bytes", "max_file_bytes", "max_open_files",
+                     "max_tmp_bytes"):  # fmt: skip
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
@@ -139,29 +90,24 @@ class SandboxResult:
     duration_s: float
     isolation: tuple[str, ...]
     output_truncated: bool = False
+    strong: bool = False
+    """bubblewrap was the boundary and the kernel enforced the process limit."""
+    sandbox: str = ""
+    """What the sandbox was, or what was weaker and why (:attr:`.isolation.Runtime.detail`)."""
+    channel: bytes = b""
+    """What the code wrote to the result channel (``run_python(..., channel=True)``)."""
 
 
-@functools.lru_cache(maxsize=1)
-def _unshare_prefix() -> tuple[str, ...]:
-    exe = shutil.which("unshare")
-    if exe is None or not sys.platform.startswith("linux"):
-        return ()
-    user = () if os.geteuid() == 0 else ("-r",)
-    for extra in (("--pid", "--fork", "--kill-child"), ()):
-        cmd = (exe, *user, "-n", *extra)
-        try:
-            ok = subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            ok = False
-        if ok:
-            return cmd
-    return ()
-
-
-def available_isolation() -> tuple[str, ...]:
+def available_isolation(rt: Runtime | None = None) -> tuple[str, ...]:
     """The isolation layers a run on this machine gets (see the module docstring)."""
-    prefix = _unshare_prefix()
+    rt = rt or runtime()
     layers = ["tmpdir", "rlimits", "audit_hook", "pgkill"]
+    if rt.boundary:
+        layers += ["bwrap", "userns", "mountns", "netns", "pidns", "ro_root", "no_host_proc", "clean_env"]
+        if rt.strong:
+            layers.append("nproc")
+        return tuple(layers)
+    prefix = unshare_prefix()
     if os.geteuid() != 0:
         layers.append("nproc")
     if prefix:
@@ -177,58 +123,88 @@ def run_python(
     files: Mapping[str, str] | None = None,
     stdin: bytes = b"",
     limits: SandboxLimits | None = None,
+    channel: bool = False,
 ) -> SandboxResult:
-    """Run ``main`` (Python source) as ``__main__`` in a fresh sandbox directory that also holds
-    ``files`` (relative name → text). Never raises for anything the code does; raises OSError only when
-    the sandbox itself cannot be started."""
+    """Run ``main`` (Python source) as ``__main__`` in a fresh sandbox whose working directory also holds
+    ``files`` (relative name → text), read-only. With ``channel``, the code gets a pipe (its fd number is
+    ``SANDBOX_CHANNEL_FD`` in ``main``'s globals) whose bytes come back in ``SandboxResult.channel``.
+    Never raises for anything the code does; raises OSError only when the sandbox cannot be started."""
     lim = limits or SandboxLimits()
-    root = tempfile.mkdtemp(prefix="genesis_ps_sbx_")
+    named = {**(files or {}), "main.py": main, "_boot.py": _BOOT}
+    for name in named:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ConfigError("files", f"file name {name!r} leaves the sandbox directory")
+    rt = runtime()
+    read_end, write_end = os.pipe() if channel else (-1, -1)
     try:
-        for name, text in {**(files or {}), "main.py": main}.items():
-            path = os.path.realpath(os.path.join(root, name))
-            if not path.startswith(root + os.sep):
-                raise ConfigError("files", f"file name {name!r} leaves the sandbox directory")
+        if rt.boundary:
+            return _in_bwrap(rt, named, stdin, lim, read_end, write_end)
+        return _in_tmpdir(rt, named, stdin, lim, read_end, write_end)
+    finally:
+        for fd in (read_end, write_end):
+            if fd >= 0:
+                _close(fd)
+
+
+def _config(root: str, lim: SandboxLimits, channel_fd: int, nproc: int) -> str:
+    return json.dumps({
+        "root": root, "cpu_s": lim.cpu_s, "memory_bytes": lim.memory_mb * 1024 * 1024,
+        "max_file_bytes": lim.max_file_bytes, "max_open_files": lim.max_open_files, "nproc": nproc,
+        "max_processes": lim.max_processes, "mark": VIOLATION_MARK, "channel_fd": channel_fd,
+    })  # fmt: skip
+
+
+def _in_bwrap(rt: Runtime, named: dict[str, str], stdin: bytes, lim: SandboxLimits, rfd: int, wfd: int
+              ) -> SandboxResult:  # fmt: skip
+    assert rt.interpreter is not None
+    fds: list[int] = []
+    try:
+        for text in named.values():
+            fd = os.memfd_create("sandbox-file", os.MFD_CLOEXEC)
+            fds.append(fd)
+            os.write(fd, text.encode("utf-8", "surrogatepass"))
+            os.lseek(fd, 0, os.SEEK_SET)
+        # bwrap's init and the interpreter count against RLIMIT_NPROC too
+        cfg = _config(SANDBOX_DIR, lim, wfd, lim.max_processes + 2)
+        argv = [rt.interpreter.executable, "-I", "-S", "-B", f"{SANDBOX_DIR}/_boot.py", cfg]
+        cmd = bwrap_command(rt, argv, data=list(zip(fds, named, strict=True)), tmp_bytes=lim.max_tmp_bytes, env=_ENV)
+        user: dict[str, Any] = {} if rt.run_as is None else {"user": rt.run_as, "group": rt.run_as, "extra_groups": []}
+        keep = [*fds, wfd] if wfd >= 0 else fds
+        return _execute(cmd, "/", {"PATH": "/usr/bin:/bin"}, keep, user, stdin, lim, rt, rfd, wfd)
+    finally:
+        for fd in fds:
+            _close(fd)
+
+
+def _in_tmpdir(rt: Runtime, named: dict[str, str], stdin: bytes, lim: SandboxLimits, rfd: int, wfd: int
+               ) -> SandboxResult:  # fmt: skip
+    root = os.path.realpath(tempfile.mkdtemp(prefix="genesis_ps_sbx_"))
+    try:
+        for name, text in named.items():
+            path = os.path.join(root, name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w", encoding="utf-8") as fh:
+            with open(path, "w", encoding="utf-8", errors="surrogatepass") as fh:
                 fh.write(text)
-        return _execute(root, stdin, lim)
+        exe = rt.interpreter.executable if rt.interpreter is not None else sys.executable
+        cfg = _config(root, lim, wfd, max(lim.max_processes + 1, 1) + 1)
+        cmd = [*unshare_prefix(), exe, "-I", "-S", "-B", os.path.join(root, "_boot.py"), cfg]
+        env = {**_ENV, "PATH": "/usr/bin:/bin", "HOME": root, "TMPDIR": root}
+        return _execute(cmd, root, env, [wfd] if wfd >= 0 else [], {}, stdin, lim, rt, rfd, wfd)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _execute(root: str, stdin: bytes, lim: SandboxLimits) -> SandboxResult:
-    cfg = {
-        "root": root,
-        "cpu_s": lim.cpu_s,
-        "memory_bytes": lim.memory_mb * 1024 * 1024,
-        "max_file_bytes": lim.max_file_bytes,
-        "max_open_files": lim.max_open_files,
-        "nproc": max(lim.max_processes + 1, 1) + 1,
-        "max_processes": lim.max_processes,
-        "mark": VIOLATION_MARK,
-    }
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": root,
-        "TMPDIR": root,
-        "LANG": "C.UTF-8",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
-    cmd = [*_unshare_prefix(), sys.executable, "-I", "-c", _BOOT, json.dumps(cfg)]
+def _execute(cmd: list[str], cwd: str, env: dict[str, str], keep: list[int], user: dict[str, Any], stdin: bytes,
+             lim: SandboxLimits, rt: Runtime, rfd: int, wfd: int) -> SandboxResult:  # fmt: skip
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=root,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    out, err, ended = bytearray(), bytearray(), "eof"
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True, pass_fds=keep, **user)  # fmt: skip
+    if wfd >= 0:
+        os.close(wfd)  # the child holds the only write end now: EOF when it (and its children) end
+    out, err, chan, ended = bytearray(), bytearray(), bytearray(), "eof"
     feeder: threading.Thread | None = None
+    deadline = t0 + lim.timeout_s
     try:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         feeder = threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True)
@@ -236,23 +212,9 @@ def _execute(root: str, stdin: bytes, lim: SandboxLimits) -> SandboxResult:
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ, out)
         sel.register(proc.stderr, selectors.EVENT_READ, err)
-        deadline = t0 + lim.timeout_s
-        while sel.get_map():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                ended = "timeout"
-                break
-            for key, _ in sel.select(timeout=min(left, 0.25)):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                    continue
-                key.data.extend(chunk)
-                if len(out) + len(err) > lim.max_output_bytes:
-                    ended = "output_limit"
-                    break
-            if ended != "eof":
-                break
+        if rfd >= 0:
+            sel.register(rfd, selectors.EVENT_READ, chan)
+        ended = _pump(sel, deadline, lim, out, err, chan)
         sel.close()
     finally:
         if ended != "eof":
@@ -263,21 +225,41 @@ def _execute(root: str, stdin: bytes, lim: SandboxLimits) -> SandboxResult:
         for f in (proc.stdout, proc.stderr):
             if f is not None:
                 f.close()
-    duration = time.monotonic() - t0
     cap = lim.max_output_bytes
     stdout = bytes(out[:cap]).decode("utf-8", "replace")
     stderr = bytes(err[:cap]).decode("utf-8", "replace")
+    if rt.boundary and rc is not None and rc > 128:
+        rc = -(rc - 128)  # bwrap's init reports a child killed by signal N as 128 + N
     status, reason = _classify(ended, rc, cpu, stderr, lim)
-    return SandboxResult(
-        status=status,
-        reason=reason,
-        returncode=rc,
-        stdout=stdout,
-        stderr=stderr,
-        duration_s=duration,
-        isolation=available_isolation(),
-        output_truncated=len(out) + len(err) > cap,
-    )
+    return SandboxResult(status=status, reason=reason, returncode=rc, stdout=stdout, stderr=stderr,
+                         duration_s=time.monotonic() - t0, isolation=available_isolation(rt),
+                         output_truncated=len(out) + len(err) > cap, strong=rt.strong, sandbox=rt.detail,
+                         channel=bytes(chan[: 4 * cap]))  # fmt: skip
+
+
+def _pump(sel: selectors.BaseSelector, deadline: float, lim: SandboxLimits, out: bytearray, err: bytearray,
+          chan: bytearray) -> str:  # fmt: skip
+    """Read every registered stream until EOF; ``timeout`` or ``output_limit`` when a limit passes first."""
+    while sel.get_map():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout"
+        for key, _ in sel.select(timeout=min(left, 0.25)):
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                sel.unregister(key.fileobj)
+                continue
+            key.data.extend(chunk)
+            if len(out) + len(err) > lim.max_output_bytes or len(chan) > 4 * lim.max_output_bytes:
+                return "output_limit"
+    return "eof"
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _feed(pipe: Any, data: bytes) -> None:
@@ -324,15 +306,18 @@ def _classify(ended: str, rc: int | None, cpu: float, stderr: str, lim: SandboxL
     for line in stderr.splitlines():
         if line.startswith(VIOLATION_MARK):
             return "forbidden", line[len(VIOLATION_MARK) :].strip()
-    if rc not in (0, None) and cpu >= lim.cpu_s - 0.05:
+    if rc not in (0, None) and (cpu >= lim.cpu_s - 0.05 or rc == -signal.SIGXCPU):
         return "cpu_limit", f"CPU limit of {lim.cpu_s} s reached"
-    if "File too large" in stderr:
+    if "File too large" in stderr or rc == -signal.SIGXFSZ:
         return "file_limit", f"file size limit of {lim.max_file_bytes} bytes reached"
     if "MemoryError" in stderr:
         return "memory", f"memory limit of {lim.memory_mb} MiB reached (MemoryError)"
     if rc == 0:
         return "ok", ""
     if rc is not None and rc < 0:
-        return "killed", f"killed by signal {signal.Signals(-rc).name}"
+        try:
+            return "killed", f"killed by signal {signal.Signals(-rc).name}"
+        except ValueError:
+            return "killed", f"killed by signal {-rc}"
     last = stderr.strip().splitlines()[-1:] or [f"exit status {rc}"]
     return "error", last[0][:500]

@@ -3,31 +3,33 @@
 :func:`parse_dag` never raises on any input text. It accepts, in this order:
 
 1. JSON — inside prose or code fences, ``{"tasks": [...]}``, a bare list, or other common wrappers;
-   repaired where safe (trailing commas, single quotes, unquoted keys, Python literals, a truncated
-   tail closed at the last complete task). Each repair is listed in :attr:`ParseOutcome.repairs`.
+   strict JSON first, else repaired by json-repair (:mod:`.jsontext`). What the text needed is listed in
+   :attr:`ParseOutcome.repairs`.
 2. WorFBench's text form ``Node:\\n1: ...\\nEdge: (START,1) (1,2) (2,END)``.
 3. A numbered or bulleted list, read as a chain of steps (a recorded repair).
 
-An outcome with ``dag`` set always holds a *valid* DAG; otherwise ``problems`` says why.
+An outcome with ``dag`` set always holds a *valid* DAG; otherwise ``problems`` says why. Our own code is
+kept for finding the JSON, WorFBench text, lists and DAG validation. Every step is linear in the text: the
+patterns are bounded (no ``^\s*`` under MULTILINE, which made a run of newlines quadratic), and the
+JSON is loaded by :mod:`.jsontext`, whose repairer's work is capped. Lone surrogates, which no UTF-8
+output can encode, become U+FFFD (a recorded repair).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from genesis_ps.planners.dag import MAX_DESCRIPTION_CHARS, MAX_TASKS, TASK_TYPES, Task, TaskDAG
+from genesis_ps.planners.jsontext import MAX_NESTING, MAX_REPAIR_CHARS, load_json
 
-__all__ = ["MAX_NESTING", "MAX_TEXT_CHARS", "ParseOutcome", "parse_dag"]
+__all__ = ["MAX_NESTING", "MAX_REPAIR_CHARS", "MAX_TEXT_CHARS", "ParseOutcome", "parse_dag"]
 
 MAX_TEXT_CHARS = 100_000
 """Longer model outputs are refused (a decomposition is never that long)."""
-MAX_NESTING = 20
-"""JSON nested deeper than this is refused before parsing (no recursion blow-up)."""
 
 _TYPE_ALIASES = {
     "math": "reasoning",
@@ -69,11 +71,30 @@ class ParseOutcome:
 
 
 def parse_dag(text: object, *, request: str = "", max_tasks: int = MAX_TASKS) -> ParseOutcome:
-    """Parse model output into a valid DAG, repairing what is safe to repair. Never raises."""
+    """Parse model output into a valid DAG, repairing what is safe to repair. Never raises. Linear time in
+    the length of ``text`` (capped at ``MAX_TEXT_CHARS``): every pattern is bounded, JSON is scanned once,
+    and only texts of at most ``MAX_REPAIR_CHARS`` reach the repairer."""
     try:
-        return _parse(text, request=request, max_tasks=max_tasks)
+        note = ""
+        if isinstance(text, str) and _SURROGATE.search(text):
+            n = len(_SURROGATE.findall(text))
+            text, note = _clean(text), f"replaced {n} character(s) that cannot be encoded (lone surrogates) with U+FFFD"
+        out = _parse(text, request=request, max_tasks=max_tasks)
     except Exception as exc:  # defensive: a parser bug must become a recorded problem, not a crash
         return ParseOutcome(None, problems=[f"parser error: {type(exc).__name__}: {exc}"])
+    if note:
+        out.repairs.insert(0, note)
+        if out.dag is not None:
+            out.dag = out.dag.with_meta(repairs=list(out.repairs))
+    return out
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(s: str) -> str:
+    """``s`` with lone surrogates (which no UTF-8 output can encode) replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", s)
 
 
 def _parse(text: object, *, request: str, max_tasks: int) -> ParseOutcome:
@@ -84,7 +105,7 @@ def _parse(text: object, *, request: str, max_tasks: int) -> ParseOutcome:
     if len(text) > MAX_TEXT_CHARS:
         return ParseOutcome(None, problems=[f"output too long: {len(text)} > {MAX_TEXT_CHARS} characters"])
     attempts: list[ParseOutcome] = []
-    if re.search(r"(?im)^\s*node\s*:", text) or re.search(r"(?i)edge\s*:\s*\(", text):
+    if re.search(r"(?im)^[ \t]*node[ \t]*:", text) or re.search(r"(?i)edge[ \t]*:\s*\(", text):
         attempts.append(_parse_worfbench(text, request, max_tasks))
         if attempts[-1].ok:
             return attempts[-1]
@@ -104,162 +125,12 @@ def _parse(text: object, *, request: str, max_tasks: int) -> ParseOutcome:
 
 # ---- JSON -------------------------------------------------------------------------------------------
 def _parse_json(text: str, request: str, max_tasks: int) -> ParseOutcome | None:
-    repairs: list[str] = []
-    fence = re.search(r"```(?:json|JSON)?\s*\n?(.*?)(?:```|$)", text, re.S)
-    body = text
-    if fence and ("{" in fence.group(1) or "[" in fence.group(1)):
-        body = fence.group(1)
-        repairs.append("extracted JSON from a code fence")
-    starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
-    if not starts:
+    loaded = load_json(text)
+    if loaded is None:
         return None
-    start = min(starts)
-    if start > 0 and body[:start].strip():
-        repairs.append("ignored prose before the JSON")
-    body = body[start:]
-    depth = _max_depth(body)
-    if depth > MAX_NESTING:
-        return ParseOutcome(None, form="json", problems=[f"JSON nested too deeply ({depth} > {MAX_NESTING} levels)"])
-    data, more = _loads_repaired(body)
-    repairs += more
-    if data is _FAIL:
-        return ParseOutcome(None, form="json", repairs=repairs, problems=["could not parse the JSON, even repaired"])
-    return _from_data(data, request, max_tasks, repairs)
-
-
-_FAIL = object()
-
-
-def _max_depth(s: str) -> int:
-    depth = best = 0
-    in_str: str | None = None
-    esc = False
-    for ch in s:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == in_str:
-                in_str = None
-        elif ch in "\"'":
-            in_str = ch
-        elif ch in "{[":
-            depth += 1
-            best = max(best, depth)
-        elif ch in "}]":
-            depth = max(0, depth - 1)
-    return best
-
-
-def _balanced_prefix(s: str) -> tuple[str, bool]:
-    """The first complete JSON value in ``s`` (True), or all of ``s`` if it never closes (False)."""
-    stack: list[str] = []
-    in_str = False
-    esc = False
-    for i, ch in enumerate(s):
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]":
-            if stack and stack[-1] == ch:
-                stack.pop()
-                if not stack:
-                    return s[: i + 1], True
-            else:
-                return s[:i], False
-    return s, False
-
-
-def _loads(s: str) -> Any:
-    try:
-        return json.loads(s)
-    except (ValueError, RecursionError):
-        return _FAIL
-
-
-def _loads_repaired(body: str) -> tuple[Any, list[str]]:
-    repairs: list[str] = []
-    cand, closed = _balanced_prefix(body)
-    data = _loads(cand)
-    if data is not _FAIL:
-        if closed and body[len(cand) :].strip():
-            repairs.append("ignored text after the JSON")
-        return data, repairs
-    fixed = cand
-    steps = [
-        ("converted single quotes to double quotes", _single_to_double),
-        ("quoted bare keys", lambda s: re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:", r'\1"\2":', s)),
-        (
-            "replaced Python literals",
-            lambda s: re.sub(
-                r"\b(True|False|None)\b", lambda m: {"True": "true", "False": "false"}.get(m.group(1), "null"), s
-            ),
-        ),
-        ("removed trailing commas", lambda s: re.sub(r",\s*([}\]])", r"\1", s)),
-    ]
-    for label, fn in steps:
-        new = fn(fixed)
-        if new != fixed:
-            fixed = new
-            repairs.append(label)
-            cand2, _ = _balanced_prefix(fixed)
-            data = _loads(cand2)
-            if data is not _FAIL:
-                return data, repairs
-    if not closed:
-        closed_text = _close_truncated(fixed)
-        if closed_text is not None:
-            data = _loads(closed_text)
-            if data is not _FAIL:
-                return data, [*repairs, "closed truncated JSON after the last complete element"]
-    return _FAIL, repairs
-
-
-def _single_to_double(s: str) -> str:
-    if "'" not in s:
-        return s
-    return re.sub(r"'((?:[^'\\\n]|\\.)*)'", lambda m: json.dumps(m.group(1).replace('\\"', '"')), s)
-
-
-def _close_truncated(s: str) -> str | None:
-    """Cut a truncated JSON text after its last complete element and close the open brackets."""
-    for cut in range(len(s), 0, -1):
-        if s[cut - 1] not in "}]":
-            continue
-        head = s[:cut]
-        stack: list[str] = []
-        in_str = esc = False
-        for ch in head:
-            if in_str:
-                if esc:
-                    esc = False
-                elif ch == "\\":
-                    esc = True
-                elif ch == '"':
-                    in_str = False
-            elif ch == '"':
-                in_str = True
-            elif ch in "{[":
-                stack.append("}" if ch == "{" else "]")
-            elif ch in "}]" and stack:
-                stack.pop()
-        if in_str or not stack:
-            continue
-        cand = re.sub(r",\s*$", "", head) + "".join(reversed(stack))
-        if _loads(cand) is not _FAIL:
-            return cand
-        if len(s) - cut > 4000:
-            break
-    return None
+    if loaded.problem is not None:
+        return ParseOutcome(None, form="json", repairs=loaded.repairs, problems=[loaded.problem])
+    return _from_data(loaded.data, request, max_tasks, loaded.repairs)
 
 
 def _from_data(data: Any, request: str, max_tasks: int, repairs: list[str]) -> ParseOutcome:
@@ -300,13 +171,14 @@ def _build(raw: list[dict[str, Any]], request: str, max_tasks: int, repairs: lis
     if any(not i for i in ids):
         ids = [str(i) for i in range(1, len(raw) + 1)]
         repairs.append("numbered tasks that had no id")
+    ids = [_clean(i) for i in ids]
     for r, tid in zip(raw, ids, strict=False):
         desc = next((r[k] for k in _DESC_KEYS if isinstance(r.get(k), str) and r[k].strip()), "")
-        desc = " ".join(desc.split())
+        desc = " ".join(_clean(desc).split())
         if len(desc) > MAX_DESCRIPTION_CHARS:
             desc = desc[: MAX_DESCRIPTION_CHARS - 1].rstrip() + "…"
             repairs.append(f"shortened task {tid!r} description")
-        typ = str(r.get("type") or "general").strip().lower()
+        typ = _clean(str(r.get("type") or "general")).strip().lower()
         if typ not in TASK_TYPES:
             new = _TYPE_ALIASES.get(typ, "general")
             repairs.append(f"task {tid!r}: type {typ!r} read as {new!r}")
@@ -316,7 +188,7 @@ def _build(raw: list[dict[str, Any]], request: str, max_tasks: int, repairs: lis
             deps_raw = []
         if not isinstance(deps_raw, list):
             deps_raw = [d for d in re.split(r"[,\s]+", str(deps_raw)) if d]
-        deps = tuple(dict.fromkeys(str(d).strip() for d in deps_raw if str(d).strip()))
+        deps = tuple(dict.fromkeys(_clean(str(d)).strip() for d in deps_raw if str(d).strip()))
         tasks.append(Task(id=tid, description=desc, type=typ, depends_on=deps))
     tasks = _drop_repeats(tasks, repairs)
     dag = TaskDAG(tuple(tasks), request=request)
@@ -362,7 +234,7 @@ def _drop_repeats(tasks: list[Task], repairs: list[str]) -> list[Task]:
 # ---- WorFBench text form -----------------------------------------------------------------------------
 def _parse_worfbench(text: str, request: str, max_tasks: int) -> ParseOutcome:
     repairs: list[str] = []
-    m = re.search(r"(?is)node\s*:\s*(.*?)(?:^\s*edges?\s*:|\Z)", text, re.M)
+    m = re.search(r"(?is)node[ \t]*:[ \t]*(.*?)(?:^[ \t]*edges?[ \t]*:|\Z)", text, re.M)
     node_block = m.group(1) if m else text
     nodes: dict[str, str] = {}
     for line in node_block.splitlines():

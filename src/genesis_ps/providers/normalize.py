@@ -13,8 +13,16 @@ class names and attributes, so no SDK is imported here. Mapping:
 * invalid JSON, failed response validation (including pydantic validation inside the SDK call: build
   request objects such as genai's ``GenerateContentConfig`` *outside* the boundary) → :class:`MalformedResponseError`
 
+A connection failure names what it was and where: ``connection refused to 127.0.0.1:8000``, read from
+the SDK exception's request URL and the ``ConnectionRefusedError`` (or deepest ``OSError``) in its chain.
+
 Programmer errors (``TypeError``, ``ValueError``, …) pass through untouched, and so do errors that are
-already genesis_ps errors. Messages go through :func:`~genesis_ps.providers.keys.redact`.
+already genesis_ps errors — except inside :func:`shape_errors`, placed around the parsing of a response,
+where they mean the response had an undocumented shape (``choices`` an object, strings for numbers) and
+become :class:`MalformedResponseError` (retryable). Messages go through
+:func:`~genesis_ps.providers.keys.redact`, and the SDK exception the error chains to is scrubbed in place
+(:func:`~genesis_ps.providers.keys.scrub_exception`): a key echoed by a server appears in no message,
+``__cause__`` or ``__context__``.
 """
 
 from __future__ import annotations
@@ -39,9 +47,17 @@ from genesis_ps.errors import (
     ProviderTimeoutError,
     RateLimitError,
 )
-from genesis_ps.providers.keys import redact
+from genesis_ps.providers.keys import redact, scrub_exception
 
-__all__ = ["is_provider_failure", "mentions_logprobs", "normalize_errors", "parse_retry_after", "translate"]
+__all__ = [
+    "connection_detail",
+    "is_provider_failure",
+    "mentions_logprobs",
+    "normalize_errors",
+    "parse_retry_after",
+    "shape_errors",
+    "translate",
+]
 
 _SDK_ROOTS = ("openai", "anthropic", "google", "httpx", "httpx2", "httpcore", "httpcore2", "pydantic_core")
 _TIMEOUT_NAMES = {"APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout", "WriteTimeout", "PoolTimeout"}
@@ -107,7 +123,7 @@ def _status_of(exc: BaseException) -> int | None:
 def _message_of(exc: BaseException) -> str:
     msg = getattr(exc, "message", None)
     text = msg if isinstance(msg, str) and msg else str(exc)
-    text = redact(text)
+    text = redact(re.sub(r"^Error code: \d{3} - ", "", text))
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
 
 
@@ -143,23 +159,78 @@ def translate(exc: BaseException, provider: str = "") -> BaseException:
     if names & _TIMEOUT_NAMES:
         return ProviderTimeoutError(f"{provider}: timed out: {message}", provider=provider)
     if names & _CONNECTION_NAMES:
-        return ProviderConnectionError(f"{provider}: connection failed: {message}", provider=provider)
+        return ProviderConnectionError(f"{provider}: {connection_detail(exc)}", provider=provider)
     if names & _MALFORMED_NAMES:
         return MalformedResponseError(f"{provider}: malformed response: {message}", provider=provider)
     return ProviderError(f"{provider}: {type(exc).__name__}: {message}", provider=provider)
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    stack: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while stack and len(seen) < 32:
+        e = stack.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        stack += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+
+
+def _where(exc: BaseException) -> str:
+    for e in _chain(exc):
+        url = getattr(e.__dict__.get("request") or e.__dict__.get("_request"), "url", None)
+        host = getattr(url, "host", None)
+        if host:
+            port = getattr(url, "port", None) or {"http": 80, "https": 443}.get(str(getattr(url, "scheme", "")), "")
+            return f"{host}:{port}" if port else str(host)
+    return ""
+
+
+def connection_detail(exc: BaseException) -> str:
+    """What a connection failure was and where: ``connection refused to 127.0.0.1:8000`` …"""
+    where = _where(exc)
+    to = f" to {where}" if where else ""
+    errors = [e for e in _chain(exc) if isinstance(e, OSError)]
+    if any(isinstance(e, ConnectionRefusedError) for e in errors):
+        return f"connection refused{to}"
+    if any(isinstance(e, ConnectionResetError) for e in errors):
+        return f"connection reset{to}"
+    deepest = errors[-1] if errors else exc
+    text = redact(str(deepest) or type(deepest).__name__)[:_MAX_MESSAGE]
+    return f"connection failed{to}: {text}"
+
+
 @contextmanager
 def normalize_errors(provider: str) -> Iterator[None]:
-    """Re-raise SDK/transport failures inside the block as genesis_ps errors (chained with ``from``)."""
+    """Re-raise SDK/transport failures inside the block as genesis_ps errors, chained (``from``) to the
+    SDK exception after scrubbing it of keys."""
     try:
         yield
     except BaseException as exc:
         new = translate(exc, provider)
         if new is exc:
             raise
-        # An authentication failure's SDK exception may echo (part of) the key: do not chain it.
+        scrub_exception(exc)
+        # An authentication failure's SDK exception may echo (part of) the key: do not chain it either.
         raise new from (None if isinstance(new, AuthenticationError) else exc)
+
+
+_SHAPE_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError)
+
+
+@contextmanager
+def shape_errors(provider: str) -> Iterator[None]:
+    """Around the parsing of a response: an ordinary exception there means an undocumented shape, raised
+    as a retryable :class:`MalformedResponseError` that names it."""
+    try:
+        yield
+    except GenesisError:
+        raise
+    except _SHAPE_ERRORS as exc:
+        raise MalformedResponseError(
+            f"{provider}: malformed response ({type(exc).__name__}: {redact(str(exc))[:200]})", provider=provider
+        ) from None
 
 
 def is_provider_failure(exc: BaseException) -> bool:

@@ -3,6 +3,7 @@ SDK (or torch and transformers, for the local wing)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from genesis_ps.errors import ConfigError
@@ -26,6 +27,9 @@ def build_model(
     if provider == "local":
         if not model:
             raise ConfigError("model", "provider 'local' needs --model PATH (a transformers model directory)")
+        if not os.path.exists(model):
+            raise ConfigError("model", f"the path {model!r} does not exist (provider 'local' loads a transformers "
+                                       "model directory)")  # fmt: skip
         return LocalModel.from_pretrained(model, **kw)
     if provider in PROVIDERS:
         return hosted.build(provider, model=model, base_url=base_url, **kw)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pybreaker
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
+from genesis_ps import observability as obs
 from genesis_ps.errors import CircuitOpenError, ConfigError, ProviderError
 from genesis_ps.providers.normalize import is_provider_failure, normalize_errors
 
@@ -115,8 +116,9 @@ class CircuitBreaker:
     pybreaker measures the open period with ``datetime.now``; to make it testable this wrapper records
     when the breaker opened on ``clock`` (a pybreaker listener), refuses calls itself while open, and
     moves the breaker to half-open once ``reset_timeout_s`` has passed on ``clock``. A refused call
-    raises :class:`CircuitOpenError` and is not counted as a call. Failures are counted with
-    ``throw_new_error_on_trip=False``, so the call that trips the breaker raises its own error.
+    raises :class:`CircuitOpenError` and is not counted as a call; its message carries the failure that
+    opened the breaker (``last_error``). Failures are counted with ``throw_new_error_on_trip=False``, so the
+    call that trips the breaker raises its own error.
     """
 
     def __init__(self, name: str, policy: BreakerPolicy, *, clock: Clock = time.monotonic) -> None:
@@ -124,12 +126,17 @@ class CircuitBreaker:
         self.policy = policy
         self._clock = clock
         self._opened_at: float | None = None
+        self.last_error: str | None = None
+        """The last failure the breaker counted (its message)."""
         breaker = self
 
         class _Listener(pybreaker.CircuitBreakerListener):
             def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
                 if new_state is not None and new_state.name == pybreaker.STATE_OPEN:
                     breaker._opened_at = breaker._clock()
+
+            def failure(self, cb: Any, exc: BaseException) -> None:
+                breaker.last_error = str(exc) or type(exc).__name__
 
         self._cb = pybreaker.CircuitBreaker(
             fail_max=policy.fail_max,
@@ -163,17 +170,23 @@ class CircuitBreaker:
         if self._cb.current_state == pybreaker.STATE_OPEN:
             remaining = self._remaining()
             if remaining > 0:
-                raise CircuitOpenError(
-                    f"circuit breaker {self.name} is open (retry in {remaining:.1f}s)",
-                    provider=self.name.split("/", 1)[0],
-                    retry_after=remaining,
-                )
+                raise self._open_error(f"retry in {remaining:.1f}s", retry_after=remaining)
             self._cb.half_open()
         try:
             with self._cb.calling():
                 yield
-        except pybreaker.CircuitBreakerError as exc:  # only if pybreaker itself refuses
-            raise CircuitOpenError(f"circuit breaker {self.name} is open", provider=self.name) from exc
+        except pybreaker.CircuitBreakerError:  # only if pybreaker itself refuses
+            raise self._open_error("refused by pybreaker") from None
+
+    def _open_error(self, when: str, retry_after: float | None = None) -> CircuitOpenError:
+        last = f"; last failure: {self.last_error}" if self.last_error else ""
+        err = CircuitOpenError(
+            f"circuit breaker {self.name} is open after {self.policy.fail_max} consecutive failures{last} ({when})",
+            provider=self.name.split("/", 1)[0],
+            retry_after=retry_after,
+        )
+        err.last_error = self.last_error
+        return err
 
 
 class BreakerRegistry:
@@ -201,13 +214,15 @@ DEFAULT_BREAKERS = BreakerRegistry()
 
 @dataclass
 class CallStats:
-    """Counted honestly by :class:`Resilience`: attempts made, retries, calls refused by the breaker."""
+    """Counted honestly by :class:`Resilience`: attempts made, retries, calls refused by the breaker, and
+    failed attempts by error type (``MalformedResponseError`` counts responses refused by the checks)."""
 
     calls: int = 0
     attempts: int = 0
     retries: int = 0
     refused: int = 0
     sleeps: list[float] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 class Resilience:
@@ -296,6 +311,11 @@ class Resilience:
                             return await fn()
             except CircuitOpenError:
                 self.stats.refused += 1
+                raise
+            except ProviderError as exc:
+                name = type(exc).__name__
+                self.stats.failures[name] = self.stats.failures.get(name, 0) + 1
+                obs.record_provider_error(self.provider, name)
                 raise
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:

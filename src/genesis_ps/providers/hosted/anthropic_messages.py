@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedError, MalformedResponseError
-from genesis_ps.providers.hosted.common import Usage, check_temperature, without_sdk_retries
+from genesis_ps.providers.hosted.common import Usage, check_temperature, remember_client_key, without_sdk_retries
+from genesis_ps.providers.normalize import shape_errors
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
@@ -44,6 +45,7 @@ class AnthropicModel:
         if not model:
             raise ConfigError("model", "a model name is required")
         self.model = model
+        remember_client_key(client)
         self._client = without_sdk_retries(client)
         self.resilience = resilience or Resilience(self.provider, model)
         self.usage = Usage()
@@ -88,21 +90,26 @@ class AnthropicModel:
             if system:
                 kw["system"] = system
             msg = await self._client.messages.create(**kw)
-            blocks = getattr(msg, "content", None)
-            usage = getattr(msg, "usage", None)
-            if blocks is None or usage is None:
-                raise MalformedResponseError(f"{self.provider}: the response lacks content or usage",
-                                             provider=self.provider)
-            text = "".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", "") == "text")
-            self.usage.requests += 1
-            self.usage.prompt_tokens += int(getattr(usage, "input_tokens", 0) or 0)
-            n = int(getattr(usage, "output_tokens", 0) or 0)
-            self.usage.completion_tokens += n
-            reason = str(getattr(msg, "stop_reason", None) or "") or None
-            return Completion(text=text, tokens_generated=n, logp=None, finish_reason=_FINISH.get(reason or "", reason),
-                              usage={"input_tokens": int(getattr(usage, "input_tokens", 0) or 0), "output_tokens": n})
+            with shape_errors(self.provider):
+                return self._completion(msg)
 
         return await self.resilience.call(attempt)
+
+    def _completion(self, msg: Any) -> Completion:
+        """Read one message (text blocks, usage, stop reason)."""
+        blocks = getattr(msg, "content", None)
+        usage = getattr(msg, "usage", None)
+        if blocks is None or usage is None:
+            raise MalformedResponseError(f"{self.provider}: the response lacks content or usage",
+                                         provider=self.provider)
+        text = "".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", "") == "text")
+        self.usage.requests += 1
+        self.usage.prompt_tokens += int(getattr(usage, "input_tokens", 0) or 0)
+        n = int(getattr(usage, "output_tokens", 0) or 0)
+        self.usage.completion_tokens += n
+        reason = str(getattr(msg, "stop_reason", None) or "") or None
+        return Completion(text=text, tokens_generated=n, logp=None, finish_reason=_FINISH.get(reason or "", reason),
+                          usage={"input_tokens": int(getattr(usage, "input_tokens", 0) or 0), "output_tokens": n})
 
     def decode(self, tokens: Sequence[int]) -> str:
         if tokens:

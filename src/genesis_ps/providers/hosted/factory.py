@@ -16,6 +16,7 @@ from typing import Any
 
 from genesis_ps.errors import ConfigError, ModelNotAvailableError
 from genesis_ps.providers.hosted.anthropic_messages import AnthropicModel
+from genesis_ps.providers.hosted.common import check_base_url
 from genesis_ps.providers.hosted.gemini import GeminiModel
 from genesis_ps.providers.hosted.openai_chat import OpenAIChatModel
 from genesis_ps.providers.hosted.openai_completions import OpenAICompletionsModel
@@ -66,6 +67,8 @@ def build(
     name = model or settings.model or DEFAULT_MODELS.get(provider)
     if not name:
         raise ConfigError("model", f"provider {provider!r} needs --model (the name the server serves)")
+    if base_url is not None:
+        check_base_url(base_url)
     key = env_key(KEY_ENV[provider], env)
     if key is None and provider != "openai-compatible":
         raise ConfigError(KEY_ENV[provider][0], f"provider {provider!r} needs an API key in ${KEY_ENV[provider][0]}")
@@ -76,6 +79,8 @@ def build(
         url = base_url or env.get("OPENAI_BASE_URL") or None
         if provider == "openai-compatible" and not url:
             raise ConfigError("base_url", "provider 'openai-compatible' needs --base-url (or $OPENAI_BASE_URL)")
+        if url is not None and base_url is None:
+            check_base_url(url, "OPENAI_BASE_URL")
         secret = key.get_secret_value() if key is not None else "EMPTY"
         client = openai.AsyncOpenAI(api_key=secret, base_url=url, max_retries=0, timeout=timeout)
         if provider == "openai":

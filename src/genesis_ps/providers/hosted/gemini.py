@@ -16,13 +16,22 @@ The legacy ``google-generativeai`` SDK reached end of support on 2025-11-30; thi
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedError, MalformedResponseError
-from genesis_ps.providers.hosted.common import TemperatureMode, Usage, check_temperature, whole_sequence_extend
+from genesis_ps.providers.hosted.common import (
+    TemperatureMode,
+    Usage,
+    check_coverage,
+    check_temperature,
+    check_top_logprobs,
+    checked_logprobs,
+    remember_client_key,
+    whole_sequence_extend,
+)
+from genesis_ps.providers.normalize import shape_errors
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
@@ -72,6 +81,7 @@ class GeminiModel:
         if not model:
             raise ConfigError("model", "a model name is required")
         self.model = model
+        remember_client_key(client)
         self._client = client
         options = getattr(getattr(client, "_api_client", None), "_http_options", None)
         if getattr(options, "retry_options", None) is not None:
@@ -117,13 +127,15 @@ class GeminiModel:
     async def _create(self, request: tuple[list[dict[str, Any]], Any]) -> tuple[Any, Any]:
         contents, config = request
         response = await self._client.aio.models.generate_content(model=self.model, contents=contents, config=config)
-        candidates = getattr(response, "candidates", None)
-        if not candidates:
-            raise MalformedResponseError(f"{self.provider}: the response has no candidates", provider=self.provider)
-        meta = getattr(response, "usage_metadata", None)
-        self.usage.requests += 1
-        self.usage.prompt_tokens += int(getattr(meta, "prompt_token_count", 0) or 0)
-        return candidates[0], getattr(meta, "candidates_token_count", None)
+        with shape_errors(self.provider):
+            candidates = getattr(response, "candidates", None)
+            if not candidates or not isinstance(candidates, list):
+                raise MalformedResponseError(f"{self.provider}: the response has no list of candidates",
+                                             provider=self.provider)  # fmt: skip
+            meta = getattr(response, "usage_metadata", None)
+            self.usage.requests += 1
+            self.usage.prompt_tokens += int(getattr(meta, "prompt_token_count", 0) or 0)
+            return candidates[0], getattr(meta, "candidates_token_count", None)
 
     @staticmethod
     def _text(candidate: Any) -> str:
@@ -137,18 +149,24 @@ class GeminiModel:
         name = str(getattr(reason, "value", reason) or "")
         return {"STOP": "stop", "MAX_TOKENS": "length"}.get(name, name.lower() or None)
 
-    def _logprobs(self, candidate: Any) -> list[float]:
+    def _logprobs(self, candidate: Any, reported: Any) -> list[float]:
+        """The chosen tokens' log-probs, checked against the text, the usage count and the top candidates."""
         result = getattr(candidate, "logprobs_result", None)
         chosen = getattr(result, "chosen_candidates", None) if result is not None else None
         if chosen is None:
             raise MalformedResponseError(f"{self.provider}: the response has no logprobs_result",
                                          provider=self.provider)
-        values = []
-        for c in chosen:
-            v = getattr(c, "log_probability", None)
-            if not isinstance(v, (int, float)) or math.isnan(v) or v > 1e-6:
-                raise MalformedResponseError(f"{self.provider}: invalid token log-prob {v!r}", provider=self.provider)
-            values.append(min(float(v), 0.0))
+        chosen = list(chosen)
+        values = checked_logprobs(self.provider, [getattr(c, "log_probability", None) for c in chosen])
+        tokens = [getattr(c, "token", None) for c in chosen]
+        check_coverage(self.provider, tokens, self._text(candidate), n=len(values),
+                       reported=reported if isinstance(reported, int) else None,
+                       finish=self._finish(candidate))  # fmt: skip
+        tops = getattr(result, "top_candidates", None)
+        if self.top_logprobs and tops:
+            pairs = [[(getattr(a, "token", None), getattr(a, "log_probability", None))
+                      for a in (getattr(t, "candidates", None) or [])] for t in tops]  # fmt: skip
+            check_top_logprobs(self.provider, pairs, self.top_logprobs, [str(t) for t in tokens], values)
         return values
 
     async def _one(self, prompt: Prompt, limit: int, seed: int | None) -> Segment:
@@ -159,9 +177,11 @@ class GeminiModel:
 
         async def attempt() -> Segment:
             cand, reported = await self._create(request)
-            values = tuple(self._logprobs(cand))
-            self.usage.completion_tokens += int(reported) if isinstance(reported, int) else len(values)
-            return Segment(tokens=(), logp=values, logq=values, eos=self._finish(cand) == "stop", text=self._text(cand))
+            with shape_errors(self.provider):
+                values = tuple(self._logprobs(cand, reported))
+                self.usage.completion_tokens += int(reported) if isinstance(reported, int) else len(values)
+                return Segment(tokens=(), logp=values, logq=values, eos=self._finish(cand) == "stop",
+                               text=self._text(cand))  # fmt: skip
 
         try:
             return await self.resilience.call(attempt)
@@ -189,12 +209,14 @@ class GeminiModel:
 
         async def attempt(logprobs: bool) -> Completion:
             cand, reported = await self._create(requests[logprobs])
-            values = self._logprobs(cand) if logprobs else None
-            text = self._text(cand)
-            n = int(reported) if isinstance(reported, int) else len(values) if values is not None else len(text.split())
-            self.usage.completion_tokens += n
-            return Completion(text=text, tokens_generated=n, logp=tuple(values) if values is not None else None,
-                              finish_reason=self._finish(cand))
+            with shape_errors(self.provider):
+                values = self._logprobs(cand, reported) if logprobs else None
+                text = self._text(cand)
+                n = int(reported) if isinstance(reported, int) else len(values) if values is not None else len(
+                    text.split())
+                self.usage.completion_tokens += n
+                return Completion(text=text, tokens_generated=n, logp=tuple(values) if values is not None else None,
+                                  finish_reason=self._finish(cand))
 
         requests = {lp: self._request(prompt, max_tokens=max_new_tokens, temperature=temperature, seed=seed,
                                       logprobs=lp) for lp in (True, False)}

@@ -17,7 +17,6 @@ are requested concurrently (bounded by the resilience semaphore). A model that r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -26,10 +25,15 @@ from genesis_ps.errors import CapabilityError, ConfigError, LogprobsUnsupportedE
 from genesis_ps.providers.hosted.common import (
     TemperatureMode,
     Usage,
+    check_coverage,
     check_temperature,
+    check_top_logprobs,
+    checked_logprobs,
+    remember_client_key,
     whole_sequence_extend,
     without_sdk_retries,
 )
+from genesis_ps.providers.normalize import shape_errors
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
@@ -44,21 +48,30 @@ _NOTES = (
 )
 
 
-def parse_chat_logprobs(choice: Any, provider: str) -> tuple[list[str], list[float]]:
-    """Token strings and log-probs of a chat choice; :class:`MalformedResponseError` when missing."""
+def parse_chat_logprobs(choice: Any, provider: str, *, top_k: int = 0) -> tuple[list[str], list[float]]:
+    """Token strings and log-probs of a chat choice, checked against its text (see
+    :mod:`~genesis_ps.providers.hosted.common`); :class:`MalformedResponseError` when missing or bad."""
     lp = getattr(choice, "logprobs", None)
     content = getattr(lp, "content", None) if lp is not None else None
     if content is None:
         raise MalformedResponseError(f"{provider}: the response has no logprobs.content", provider=provider)
-    tokens: list[str] = []
-    values: list[float] = []
-    for item in content:
-        value = getattr(item, "logprob", None)
-        if not isinstance(value, (int, float)) or math.isnan(value) or value > 1e-6:
-            raise MalformedResponseError(f"{provider}: invalid token log-prob {value!r}", provider=provider)
-        tokens.append(str(getattr(item, "token", "")))
-        values.append(min(float(value), 0.0))
-    return tokens, values
+    items = list(content)
+    values = checked_logprobs(provider, [getattr(item, "logprob", None) for item in items])
+    tokens = [getattr(item, "token", None) for item in items]
+    text = getattr(getattr(choice, "message", None), "content", None) or ""
+    raw = [getattr(item, "bytes", None) for item in items]
+    pieces: list[Any] = tokens
+    if items and all(isinstance(b, list) for b in raw):  # exact bytes: tokens may split a UTF-8 character
+        try:
+            pieces = [b"".join(bytes(b) for b in raw if isinstance(b, list)).decode("utf-8")]
+        except (ValueError, TypeError):
+            pieces = tokens
+    check_coverage(provider, pieces, text, n=len(values), reported=None, finish=None)
+    if top_k:
+        tops = [[(getattr(a, "token", None), getattr(a, "logprob", None)) for a in (getattr(i, "top_logprobs", None)
+                 or [])] for i in items]  # fmt: skip
+        check_top_logprobs(provider, tops, top_k, [str(t) for t in tokens], values)
+    return [str(t) for t in tokens], values
 
 
 class OpenAIChatModel:
@@ -85,6 +98,7 @@ class OpenAIChatModel:
         if provider:
             self.provider = provider
         self.model = model
+        remember_client_key(client)
         self._client = without_sdk_retries(client)
         self.top_logprobs = top_logprobs
         self.temperature_mode = temperature_mode
@@ -124,30 +138,35 @@ class OpenAIChatModel:
                 kw["top_logprobs"] = self.top_logprobs
         return await self._client.chat.completions.create(**kw)
 
-    def _choice(self, response: Any) -> tuple[Any, int | None]:
-        """The first choice and the provider's completion-token count (None when not reported)."""
+    def _choice(self, response: Any) -> tuple[Any, int | None, str]:
+        """The first choice, the provider's completion-token count (None when not reported) and its text."""
         choices = getattr(response, "choices", None)
-        if not choices:
-            raise MalformedResponseError(f"{self.provider}: the response has no choices", provider=self.provider)
+        if not choices or not isinstance(choices, list):
+            raise MalformedResponseError(f"{self.provider}: the response has no list of choices",
+                                         provider=self.provider)  # fmt: skip
         usage = getattr(response, "usage", None)
         self.usage.requests += 1
         self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
         reported = getattr(usage, "completion_tokens", None)
-        return choices[0], (int(reported) if isinstance(reported, int) else None)
+        text = getattr(getattr(choices[0], "message", None), "content", None) or ""
+        if not isinstance(text, str):
+            raise MalformedResponseError(f"{self.provider}: the message content is not text", provider=self.provider)
+        return choices[0], (int(reported) if isinstance(reported, int) else None), text
 
     async def _one(self, prompt: Prompt, limit: int, seed: int | None) -> Segment:
         if limit == 0:
             return Segment(tokens=(), logp=(), logq=(), eos=False, text="")
 
         async def attempt() -> Segment:
-            choice, reported = self._choice(
-                await self._create(prompt, max_tokens=limit, temperature=1.0, seed=seed, logprobs=True)
-            )
-            _, values = parse_chat_logprobs(choice, self.provider)
-            self.usage.completion_tokens += reported if reported is not None else len(values)
-            text = getattr(getattr(choice, "message", None), "content", None) or ""
-            lp = tuple(values)
-            return Segment(tokens=(), logp=lp, logq=lp, eos=choice.finish_reason == "stop", text=text)
+            response = await self._create(prompt, max_tokens=limit, temperature=1.0, seed=seed, logprobs=True)
+            with shape_errors(self.provider):
+                choice, reported, text = self._choice(response)
+                _, values = parse_chat_logprobs(choice, self.provider, top_k=self.top_logprobs)
+                check_coverage(self.provider, None, text, n=len(values), reported=reported,
+                               finish=choice.finish_reason)  # fmt: skip
+                self.usage.completion_tokens += reported if reported is not None else len(values)
+                lp = tuple(values)
+                return Segment(tokens=(), logp=lp, logq=lp, eos=choice.finish_reason == "stop", text=text)
 
         try:
             return await self.resilience.call(attempt)
@@ -174,16 +193,18 @@ class OpenAIChatModel:
         check_temperature(temperature, allow_zero=True, upper=2.0)
 
         async def attempt(logprobs: bool) -> Completion:
-            choice, reported = self._choice(
-                await self._create(prompt, max_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                                   logprobs=logprobs)
-            )
-            text = getattr(getattr(choice, "message", None), "content", None) or ""
-            values = parse_chat_logprobs(choice, self.provider)[1] if logprobs else None
-            n = reported if reported is not None else len(values) if values is not None else len(text.split())
-            self.usage.completion_tokens += n
-            return Completion(text=text, tokens_generated=n, logp=tuple(values) if values is not None else None,
-                              finish_reason=choice.finish_reason)
+            response = await self._create(prompt, max_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                                          logprobs=logprobs)  # fmt: skip
+            with shape_errors(self.provider):
+                choice, reported, text = self._choice(response)
+                values = parse_chat_logprobs(choice, self.provider, top_k=self.top_logprobs)[1] if logprobs else None
+                if values is not None:
+                    check_coverage(self.provider, None, text, n=len(values), reported=reported,
+                                   finish=choice.finish_reason)  # fmt: skip
+                n = reported if reported is not None else len(values) if values is not None else len(text.split())
+                self.usage.completion_tokens += n
+                return Completion(text=text, tokens_generated=n, logp=tuple(values) if values is not None else None,
+                                  finish_reason=choice.finish_reason)
 
         if not self.logprobs_refused:
             try:

@@ -24,18 +24,22 @@ exact (``logq = logp``).
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 from genesis_ps.errors import ConfigError, MalformedResponseError
 from genesis_ps.providers.hosted.common import (
     Usage,
+    check_coverage,
     check_temperature,
+    check_top_logprobs,
+    checked_logprobs,
     derive_seed,
     per_prefix_limits,
+    remember_client_key,
     without_sdk_retries,
 )
+from genesis_ps.providers.normalize import shape_errors
 from genesis_ps.providers.resilience import Resilience
 from genesis_ps.providers.topk import APPROX_MODES, ApproxMode, approx_logq
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
@@ -97,6 +101,7 @@ class OpenAICompletionsModel:
         if token_mode == "ids" and tokenizer is None:
             raise ConfigError("tokenizer", "token_mode='ids' needs the served model's tokenizer")
         self.model = model
+        remember_client_key(client)
         self._client = without_sdk_retries(client)
         self.tokenizer = tokenizer
         self.token_mode: Literal["ids", "text"] = "ids" if (token_mode == "ids" or (
@@ -183,27 +188,49 @@ class OpenAICompletionsModel:
         if body:
             kw["extra_body"] = body
         response = await self._client.completions.create(**kw)
+        with shape_errors(self.provider):
+            return self._parse(response)
+
+    def _parse(self, response: Any) -> _Answer:
+        """Read and check one response (see :mod:`~genesis_ps.providers.hosted.common`)."""
         choices = getattr(response, "choices", None)
-        lp = getattr(choices[0], "logprobs", None) if choices else None
+        if not choices or not isinstance(choices, list):
+            raise MalformedResponseError(f"{self.provider}: the response has no list of choices",
+                                         provider=self.provider)  # fmt: skip
+        choice = choices[0]
+        lp = getattr(choice, "logprobs", None)
         tokens = getattr(lp, "tokens", None)
         values = getattr(lp, "token_logprobs", None)
         tops = getattr(lp, "top_logprobs", None)
-        if not choices or tokens is None or values is None or tops is None or not (
-                len(tokens) == len(values) == len(tops)):
+        if tokens is None or values is None or tops is None or not (len(tokens) == len(values) == len(tops)):
             raise MalformedResponseError(f"{self.provider}: the response lacks aligned logprobs",
                                          provider=self.provider)
-        clean: list[float] = []
-        for v in values:
-            if not isinstance(v, (int, float)) or math.isnan(v) or v > 1e-6:
-                raise MalformedResponseError(f"{self.provider}: invalid token log-prob {v!r}", provider=self.provider)
-            clean.append(min(float(v), 0.0))
+        clean = checked_logprobs(self.provider, list(values))
+        if not clean:  # at least the EOS token was generated, and a completions server returns what it generated
+            raise MalformedResponseError(f"{self.provider}: refused a response with no tokens", provider=self.provider)
+        strings = [t if isinstance(t, str) else None for t in tokens]
+        text = getattr(choice, "text", None)
+        text = text if isinstance(text, str) else ""
         usage = getattr(response, "usage", None)
+        reported = getattr(usage, "completion_tokens", None)
+        finish = choice.finish_reason
+        if any(t is None for t in strings):
+            raise MalformedResponseError(f"{self.provider}: a returned token is not a string", provider=self.provider)
+        pieces = None if self.token_mode == "ids" else [t for t in strings if t not in self._eos_strings]
+        check_coverage(self.provider, pieces, self._strip_eos(text), n=len(clean),
+                       reported=reported if isinstance(reported, int) else None, finish=finish)  # fmt: skip
+        top_dicts = check_top_logprobs(self.provider, [t or {} for t in tops], self.top_logprobs,
+                                       [str(t) for t in strings], clean)  # fmt: skip
         self.usage.requests += 1
         self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
         self.usage.completion_tokens += len(tokens)
-        ids = [self._token_id(str(t)) for t in tokens]
-        top_dicts = [dict(t or {}) for t in tops]
-        return ids, clean, top_dicts, [str(t) for t in tokens], choices[0].finish_reason
+        ids = [self._token_id(str(t)) for t in strings]
+        return ids, clean, top_dicts, [str(t) for t in strings], finish
+
+    def _strip_eos(self, text: str) -> str:
+        for e in self._eos_strings:
+            text = text.replace(e, "")
+        return text
 
     async def _one(self, prompt: Prompt, prefix: Sequence[int], limit: int, tau: float, seed: int | None) -> Segment:
         if limit == 0:
