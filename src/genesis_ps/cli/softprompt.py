@@ -53,6 +53,7 @@ def register(sub: Any) -> None:
     r.add_argument("--sweep-pairs", type=int, default=10, help="pairs in the stage-4 ablations (default 10)")
     r.add_argument("--batch", type=int, default=16, help="restarts per batched forward (default 16)")
     r.add_argument("--first-success", action="store_true", help="skip a pair's other restarts once one is exact")
+    r.add_argument("--baseline-draws", type=int, default=3, help="random draws per baseline (default 3)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--provider", default="embedded", help="embedded (default) or local (with --model)")
     r.add_argument("--model", default=None, help="a transformers model directory (--provider local)")
@@ -73,7 +74,7 @@ def _config(a: argparse.Namespace) -> Any:
         k=a.k, restarts=a.restarts, steps=a.steps, lr=a.lr, schedule=a.schedule, patience=a.patience,
         stop_loss=a.stop_loss, weight_q=a.weight_q, weight_a=a.weight_a, mode=a.mode, calibration=a.calibration,
         progressive=a.progressive, gate=a.gate, sample=a.sample, k_sweep=a.k_sweep, sweep_pairs=a.sweep_pairs,
-        batch=a.batch, first_success=a.first_success, seed=a.seed,
+        batch=a.batch, first_success=a.first_success, seed=a.seed, baseline_draws=a.baseline_draws,
     )
 
 

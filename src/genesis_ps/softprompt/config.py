@@ -70,6 +70,8 @@ class SoftPromptConfig:
     """Restarts optimised together in one forward (each contributes its Q and A sequences) (``--batch``)."""
     first_success: bool = False
     """Stop a pair's other restarts once one reproduces both targets (``--first-success``)."""
+    baseline_draws: int = 3
+    """Random draws averaged into each random / single-token baseline (``--baseline-draws``)."""
     eos: bool = True
     """Append the tokenizer's EOS to each target, so greedy decoding knows where to stop."""
     seed: int = 0
@@ -79,7 +81,7 @@ class SoftPromptConfig:
         for name, flag, lo in (
             ("k", "--k", 1), ("restarts", "--restarts", 1), ("steps", "--steps", 1), ("patience", "--patience", 1),
             ("calibration", "--calibration", 1), ("sample", "--sample", 1), ("sweep_pairs", "--sweep-pairs", 1),
-            ("batch", "--batch", 1), ("seed", "--seed", 0),
+            ("batch", "--batch", 1), ("seed", "--seed", 0), ("baseline_draws", "--baseline-draws", 1),
         ):
             _int(flag, getattr(self, name), lo)
         _pos("--lr", self.lr)

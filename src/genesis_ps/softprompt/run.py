@@ -93,7 +93,8 @@ class Runner:
         """Measure the baselines of every pair into its record."""
         self.progress.note("measuring baselines")
         rows = measure_baselines(self.lm.model, self.lm.embeddings, self.modes, self.prep.q, self.prep.a,
-                                 self.prep.q_prompt, k=self.cfg.k, seed=self.cfg.seed, batch=self.cfg.batch * 2)
+                                 self.prep.q_prompt, k=self.cfg.k, seed=self.cfg.seed,
+                                 draws=self.cfg.baseline_draws, batch=self.cfg.batch * 2)
         for rec, b in zip(self.records, rows, strict=True):
             rec["baselines"] = b
 
