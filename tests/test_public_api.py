@@ -55,6 +55,11 @@ SURFACE: dict[str, list[str]] = {
                          "run_sica"],
     "genesis_ps.testing": ["ScriptedModel", "TOYS", "ToyLM", "eos_toy", "exact", "random_toy", "sharp_toy"],
     "genesis_ps.cli": ["build_parser", "main"],
+    "genesis_ps.softprompt": [
+        "FrozenLM", "Prepared", "QAPair", "SoftPromptConfig", "arith_pairs", "classify_curve", "load_pairs",
+        "open_lm", "parse_stages", "prepare_pairs", "read_jsonl_pairs", "run_pipeline", "target_converged",
+        "tiny_frozen",
+    ],
     "genesis_ps.geometry": ["GeometryConfig", "STEPS", "dry_run_config", "load_config", "run_geometry"],
 }  # fmt: skip
 

@@ -13,7 +13,7 @@ from genesis_ps.errors import GenesisError
 __all__ = ["build_parser", "main"]
 
 # module name -> it defines ``register(subparsers)``; each registered parser sets ``func(args) -> int``.
-_COMMAND_MODULES = ("sample", "bench", "doctor", "graph", "geometry")
+_COMMAND_MODULES = ("sample", "bench", "doctor", "graph", "geometry", "softprompt")
 
 _EXTRA_FOR = {
     "scipy": "bench", "matplotlib": "bench", "sympy": "math", "torch": "local", "transformers": "local",
