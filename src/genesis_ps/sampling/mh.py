@@ -233,7 +233,7 @@ async def mh_chains(
                         bests[i].offer(states[i])
                     if votes is not None:
                         votes[i].offer(state_text(model, states[i]), states[i])
-            if params.adaptive:
+            if params.adaptive and not final_stage:
                 active = [i for i in active if unchanged[i] < params.patience]
         if run.budget_exhausted:
             break
