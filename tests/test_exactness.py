@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from genesis_ps.bench.exactness import ExactnessConfig, run_exactness
@@ -12,9 +13,11 @@ from genesis_ps.cli import main
 
 
 def test_rows_measure_tv_against_floor_and_low_temperature() -> None:
-    cfg = ExactnessConfig(samples=400, alphas=(2.0,), toys=("eos",), methods=("mh", "mh_naive", "low_temp"), n_mcmc=20)
+    cfg = ExactnessConfig(samples=400, alphas=(2.0,), toys=("eos",), methods=("mh", "mh_naive", "low_temp"), n_mcmc=20,
+                          large_alphas=())  # fmt: skip
     rows = {r["method"]: r for r in run_exactness(cfg, seed=1)}
     assert set(rows) == {"mh", "mh_naive", "low_temp"}
+    assert rows["low_temp"]["tokens_per_sample"] <= 5 < rows["mh"]["tokens_per_sample"]
     for r in rows.values():
         assert r["toy"] == "eos" and r["alpha"] == 2.0 and r["samples"] == 400
         assert r["within_target"] == (r["tv"] <= 1.5 * r["tv_noise_floor"] + 0.01)
@@ -29,18 +32,38 @@ def test_rows_measure_tv_against_floor_and_low_temperature() -> None:
 def test_command_prints_json_and_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main([
         "bench", "exactness", "--json", "--samples", "150", "--toy", "sharp", "--alpha", "2",
-        "--method", "imh", "--method", "smc", "--method", "smc_anneal", "--out", str(tmp_path), "--seed", "3",
+        "--method", "imh", "--method", "smc", "--method", "smc_anneal", "--method", "tps", "--method", "mh_entropy",
+        "--method", "mh_adaptive", "--tps-rollouts", "2", "--no-large-alpha", "--no-effort",
+        "--out", str(tmp_path), "--seed", "3",
     ])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
-    assert [r["method"] for r in report["rows"]] == ["imh", "smc", "smc_anneal"]
+    assert [r["method"] for r in report["rows"]] == ["imh", "smc", "smc_anneal", "tps", "mh_entropy", "mh_adaptive"]
     assert set(report["rows"][0]) == {
-        "toy", "method", "alpha", "samples", "tv", "tv_noise_floor", "tv_low_temperature", "within_target", "seconds"
+        "section", "toy", "method", "alpha", "samples", "tv", "tv_noise_floor", "tv_low_temperature", "within_target",
+        "tokens_per_sample", "unmixed_fraction", "rollouts", "seconds",
     }
+    assert report["rows"][3]["rollouts"] == 2 and report["effort"] == []
     assert "--samples 150" in report["command"] and report["machine"]
     assert json.loads((tmp_path / "exactness.json").read_text()) == report
     md = (tmp_path / "exactness.md").read_text()
     assert "| sharp | imh | 2.0 | 150 |" in md
+
+
+def test_large_alpha_and_effort_sections() -> None:
+    from genesis_ps.bench.exactness import tokens_to_target
+
+    cfg = ExactnessConfig(samples=300, alphas=(2.0,), toys=("eos",), methods=("mh",), large_alphas=(16.0,),
+                          effort_grid=(2, 8, 30))  # fmt: skip
+    rows = [r for r in run_exactness(cfg, seed=0) if r["section"] == "large_alpha"]
+    by = {r["method"]: r for r in rows}
+    assert set(by) == {"mh", "mh_cold", "smc", "smc_cold"} and all(r["toy"] == "trap" for r in rows)
+    assert by["mh_cold"]["tv"] > 0.8 and by["mh_cold"]["unmixed_fraction"] > 0.9  # τ = 1/16 cannot mix
+    assert by["mh"]["tv"] < 0.1 and by["mh"]["unmixed_fraction"] < 0.5
+    effort = tokens_to_target(cfg, np.random.default_rng(0))
+    assert [e["method"] for e in effort] == ["mh", "mh_entropy"]
+    for e in effort:
+        assert e["trace"] and (e["tokens_to_target"] is None or e["tokens_to_target"] == e["trace"][-1][2])
 
 
 def test_command_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:

@@ -49,8 +49,9 @@ def test_every_bad_sampler_value_names_its_parameter(field: str, value: object) 
 def test_sampler_defaults_and_tau() -> None:
     p = SamplerParams()
     assert (p.method, p.alpha, p.n_mcmc, p.selection) == ("mh", 4.0, 10, "last")
-    assert p.tau == pytest.approx(0.25)
+    assert p.tau == pytest.approx(1 / 3)  # the rule: max(1/alpha, 1/3)
     assert p.with_(alpha=2.0).tau == pytest.approx(0.5)
+    assert p.with_(alpha=16.0).tau == pytest.approx(1 / 3)
     assert p.with_(proposal_temperature=0.7).tau == 0.7
     with pytest.raises(ConfigError) as e:
         p.with_(block_size=-3)

@@ -53,7 +53,7 @@ SURFACE: dict[str, list[str]] = {
     ],
     "genesis_ps.loops": ["Critique", "SicaConfig", "SicaResult", "SicaStep", "compare_modes", "parse_critique",
                          "run_sica"],
-    "genesis_ps.testing": ["ScriptedModel", "TOYS", "ToyLM", "eos_toy", "exact", "random_toy", "sharp_toy"],
+    "genesis_ps.testing": ["ScriptedModel", "TOYS", "ToyLM", "eos_toy", "exact", "random_toy", "sharp_toy", "trap_toy"],
     "genesis_ps.cli": ["build_parser", "main"],
     "genesis_ps.softprompt": [
         "FrozenLM", "Prepared", "QAPair", "SoftPromptConfig", "arith_pairs", "classify_curve", "load_pairs",

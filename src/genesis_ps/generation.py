@@ -12,6 +12,7 @@ policy that joins them, and the one :class:`Generator` protocol the layers ask f
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from genesis_ps import observability as obs
@@ -43,6 +44,7 @@ async def power_sample(
     evaluator: Reward | None = None,
     budget: Budget | None = None,
     progress: Progress | None = None,
+    extract_answer: Callable[[str], str | None] | None = None,
     **overrides: Any,
 ) -> GenerationResult:
     """Sample from p(x)^α (optionally tilted by ``exp(lam·reward(x))``) with ``params.method``.
@@ -51,6 +53,7 @@ async def power_sample(
     ``smc`` on such a model runs one block of whole sequences (importance resampling). The returned
     record's ``method`` says what actually ran. Raises :class:`LogprobsUnsupportedError` when the model
     has no log-probs, :class:`ConfigError` on invalid parameters — both before any model call.
+    ``extract_answer`` (text → answer or None) is what ``selection="consensus"`` votes with.
     Each call is a span (``genesis_ps.power_sample``, one child span per block) and is counted in the
     metrics (:mod:`genesis_ps.observability`).
     """
@@ -61,7 +64,8 @@ async def power_sample(
     with obs.span("genesis_ps.power_sample", **attrs) as sp:
         try:
             result = await run_power_sample(model, prompt, p, reward=reward, lam=lam, evaluator=evaluator,
-                                         budget=budget, progress=obs.block_progress(sp, progress))  # fmt: skip
+                                         budget=budget, progress=obs.block_progress(sp, progress),
+                                         extract_answer=extract_answer)  # fmt: skip
         except BaseException as exc:
             obs.record_call(p.method, type(exc).__name__, latency_s=time.perf_counter() - t0)
             raise

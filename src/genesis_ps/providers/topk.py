@@ -23,7 +23,7 @@ from typing import Literal
 
 from genesis_ps.errors import ConfigError
 
-__all__ = ["APPROX_MODES", "ApproxMode", "approx_logq", "logsumexp"]
+__all__ = ["APPROX_MODES", "ApproxMode", "approx_logq", "logsumexp", "topk_entropy"]
 
 ApproxMode = Literal["renorm", "bound", "mid"]
 APPROX_MODES: tuple[str, ...] = ("renorm", "bound", "mid")
@@ -74,3 +74,15 @@ def approx_logq(
     if mode == "bound":
         return lower_q
     return 0.5 * (upper_q + lower_q)
+
+
+def topk_entropy(top_logps: Iterable[float]) -> float:
+    """Next-token entropy (nats) estimated from the top-k log p: −Σ_top p·log p − r·log r, the unseen
+    tail of mass r counted as one outcome. That is a lower bound on the true entropy (the tail can only
+    be more spread); adapters flag it ``approx_entropy``."""
+    ps = [math.exp(v) for v in top_logps if v != -math.inf]
+    h = -math.fsum(p * math.log(p) for p in ps if p > 0)
+    r = 1.0 - math.fsum(ps)
+    if r > 1e-12:
+        h -= r * math.log(r)
+    return max(h, 0.0)

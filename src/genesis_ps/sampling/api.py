@@ -21,7 +21,9 @@ from genesis_ps.sampling.protocol import Prompt, TokenModel, as_prompt
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward, Target
 
-__all__ = ["Progress", "PromptLike", "check_prompt_fits", "run_power_sample", "run_single_shot"]
+__all__ = [
+    "Progress", "PromptLike", "check_method_options", "check_prompt_fits", "run_power_sample", "run_single_shot",
+]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while a sampler works (blocks for mh/smc, proposals for imh)."""
@@ -52,6 +54,7 @@ async def run_power_sample(
     evaluator: Reward | None,
     budget: Budget | None,
     progress: Progress | None,
+    extract_answer: Callable[[str], str | None] | None = None,
 ) -> GenerationResult:
     """Sample from p(x)^α (optionally tilted by ``exp(lam·reward(x))``) with ``p.method``.
 
@@ -72,13 +75,15 @@ async def run_power_sample(
     if p.selection == "best_evaluator" and evaluator is None:
         raise ConfigError("evaluator", "selection='best_evaluator' needs an evaluator")
     target = Target(alpha=p.alpha, reward=reward, lam=lam)
+    check_method_options(model, p, target, extract_answer)
     check_prompt_fits(model, pr, p.max_new_tokens)
     seed = p.seed if p.seed is not None else secrets.randbits(63)
     rng = np.random.default_rng(seed)
     method = p.method
     if method == "mh" and not caps.prefix_continuation:
         method = "imh"
-    kwargs: dict[str, Any] = dict(target=target, rng=rng, budget=budget, evaluator=evaluator, progress=progress)
+    kwargs: dict[str, Any] = dict(target=target, rng=rng, budget=budget, evaluator=evaluator, progress=progress,
+                                  extract_answer=extract_answer)  # fmt: skip
     t0 = time.perf_counter()
     if method == "mh":
         from genesis_ps.sampling.mh import run_mh
@@ -90,6 +95,10 @@ async def run_power_sample(
         if not caps.prefix_continuation:
             p = p.with_(block_size=p.max_new_tokens)
         result = await run_smc(model, pr, p, **kwargs)
+    elif method == "tps":
+        from genesis_ps.sampling.tps import run_tps
+
+        result = await run_tps(model, pr, p, **kwargs)
     else:
         from genesis_ps.sampling.imh import run_imh
 
@@ -98,6 +107,30 @@ async def run_power_sample(
     result.seed = seed
     result.requested_method = p.method
     return result
+
+
+def check_method_options(
+    model: TokenModel, p: SamplerParams, target: Target, extract_answer: Callable[[str], str | None] | None
+) -> None:
+    """The options that depend on the model or on a callable, checked before any model work."""
+    caps = model.capabilities
+    if p.cuts == "entropy" and p.method in ("mh", "imh"):
+        if caps.entropy == "none":
+            raise ConfigError(
+                "cuts", f"{model.provider}/{model.model} returns no top-k log-probabilities, so there is no "
+                "next-token entropy to cut by; use cuts='uniform'",
+            )
+        if not caps.prefix_continuation:
+            raise ConfigError("cuts", f"{model.provider}/{model.model} cannot continue a prefix (imh has no cuts)")
+    if p.selection == "consensus":
+        if extract_answer is None:
+            raise ConfigError("answer_extractor", "selection='consensus' needs an answer extractor (extract_answer=)")
+        if p.method == "tps":
+            raise ConfigError("selection", "consensus needs several samples; tps draws one")
+    if p.method == "tps":
+        from genesis_ps.sampling.tps import check_tps
+
+        check_tps(model, p, target)
 
 
 async def run_single_shot(

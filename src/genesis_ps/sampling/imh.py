@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from genesis_ps.errors import ConfigError
-from genesis_ps.sampling._common import EMPTY, Best, Meter, State, make_result, state_text
+from genesis_ps.sampling._common import EMPTY, Best, Consensus, Meter, State, check_one_alpha, make_result, state_text
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
@@ -43,6 +43,7 @@ async def run_imh(
     budget: Budget | None,
     evaluator: Reward | None,
     progress: Callable[[int, int], None] | None,
+    extract_answer: Callable[[str], str | None] | None = None,
 ) -> GenerationResult:
     """Independence MH over ``n_mcmc + 1`` concurrently requested whole-sequence proposals.
 
@@ -51,6 +52,9 @@ async def run_imh(
     rejected."""
     if params.selection == "best_evaluator" and evaluator is None:
         raise ConfigError("evaluator", "selection='best_evaluator' needs an evaluator")
+    if params.selection == "consensus" and extract_answer is None:
+        raise ConfigError("answer_extractor", "selection='consensus' needs an answer extractor")
+    check_one_alpha(params, target)
     meter = Meter(model, prompt, rng, budget)
     t_max = params.max_new_tokens
     wanted = params.n_mcmc + 1
@@ -78,10 +82,13 @@ async def run_imh(
         assert evaluator is not None
         ev = evaluator
         best = Best(lambda s: ev(state_text(model, s)))
+    votes = Consensus(extract_answer) if params.selection == "consensus" and extract_answer is not None else None
     x = EMPTY.grow(segs[0])
     rx = rterm(x)
     if best is not None:
         best.offer(x)
+    if votes is not None:
+        votes.offer(state_text(model, x), x)
     accepted = 0
     us = rng.random(m - 1)
     for u, seg in zip(us, segs[1:], strict=True):
@@ -93,12 +100,18 @@ async def run_imh(
             accepted += 1
         if best is not None:
             best.offer(x)
+        if votes is not None:
+            votes.offer(state_text(model, x), x)
     chosen = best.state if best is not None and best.state is not None else x
+    extra: dict[str, object] = {"proposals_requested": m, "proposal_temperature": params.tau}
+    if votes is not None:
+        answer, st = votes.pick()
+        chosen = st if st is not None else x
+        extra["consensus_answer"] = answer
     proposals = m - 1
     return make_result(
         model, "imh", chosen, meter, target=target, selection=params.selection,
         evaluator_score=(best.value if params.selection == "best_evaluator" and best is not None else None),
         acceptance_rate=(accepted / proposals) if proposals else None, proposals=proposals, accepted=accepted,
-        budget_exhausted=exhausted,
-        extra={"proposals_requested": m, "proposal_temperature": params.tau},
+        budget_exhausted=exhausted, extra=extra,
     )

@@ -20,12 +20,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from genesis_ps.errors import CapabilityError, ConfigError
-from genesis_ps.sampling._common import EMPTY, Best, Meter, State, make_result, state_text
+from genesis_ps.errors import CapabilityError, ConfigError, MalformedResponseError
+from genesis_ps.sampling._common import (
+    EMPTY,
+    Best,
+    Consensus,
+    Meter,
+    State,
+    check_one_alpha,
+    make_result,
+    mixing_note,
+    state_text,
+)
+from genesis_ps.sampling.cuts import cut_log_probs, mtm_log_ratio, suffix_log_weight
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
@@ -77,6 +88,25 @@ class MHRun:
     accepted: int = 0
     budget_exhausted: bool = False
     stages_done: int = 0
+    steps: int = 0
+    """MH steps taken, over all chains (fewer than ``n_mcmc`` per stage and chain when adaptive)."""
+    first_token_moves: list[int] = field(default_factory=list)
+    """Per chain: accepted moves that changed the first token."""
+    consensus: list[str | None] = field(default_factory=list)
+    """Per chain, with ``selection="consensus"``: the majority answer."""
+
+
+def _check(model: TokenModel, params: SamplerParams, target: Target, n_chains: object) -> None:
+    if not model.capabilities.prefix_continuation:
+        raise CapabilityError(f"{model.provider}/{model.model} cannot continue a prefix; use imh")
+    if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
+        raise ConfigError("n_chains", f"must be an integer >= 1, got {n_chains!r}")
+    check_one_alpha(params, target)
+    if params.cuts == "entropy" and model.capabilities.entropy == "none":
+        raise ConfigError(
+            "cuts", f"{model.provider}/{model.model} reports no next-token entropies (no top-k log-probs); "
+            "use cuts='uniform'",
+        )
 
 
 async def mh_chains(
@@ -92,25 +122,32 @@ async def mh_chains(
     progress: Callable[[int, int], None] | None = None,
     stage_limit: bool = True,
     length_term: bool = True,
+    extract_answer: Callable[[str], str | None] | None = None,
 ) -> MHRun:
     """Run ``n_chains`` independent block-wise MH chains in lockstep (one batched extend per step).
 
     ``stage_limit`` / ``length_term`` exist only for the ablation benchmark; both must stay on for an
-    exact sampler."""
-    if not model.capabilities.prefix_continuation:
-        raise CapabilityError(f"{model.provider}/{model.model} cannot continue a prefix; use imh")
-    if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
-        raise ConfigError("n_chains", f"must be an integer >= 1, got {n_chains!r}")
+    exact sampler (``length_term=False`` drops the cut-probability term, for uniform cuts the log-length
+    correction)."""
+    _check(model, params, target, n_chains)
     if params.selection == "best_evaluator" and evaluator is None:
         raise ConfigError("evaluator", "selection='best_evaluator' needs an evaluator")
+    if params.selection == "consensus" and extract_answer is None:
+        raise ConfigError("answer_extractor", "selection='consensus' needs an answer extractor")
     meter = Meter(model, prompt, rng, budget)
-    alpha, tau = target.alpha, params.tau
+    alpha, tau, k_tries = target.alpha, params.tau, params.n_tries
+    entropy_cuts = params.cuts == "entropy"
     limits = stage_limits(params.max_new_tokens, params.block_size)
     states = [EMPTY] * n_chains
     tilted = target.tilted
 
     def rterm(s: State) -> float:
         return target.reward_term(state_text(model, s)) if tilted else 0.0
+
+    def cut_logp(s: State) -> np.ndarray:
+        if entropy_cuts and not s.has_entropy:
+            raise MalformedResponseError(f"{model.provider}/{model.model} returned a segment without entropies")
+        return cut_log_probs(len(s), s.ent if entropy_cuts else None)
 
     rewards = [rterm(EMPTY)] * n_chains
     bests: list[Best] | None = None
@@ -120,7 +157,11 @@ async def mh_chains(
         assert evaluator is not None
         ev = evaluator
         bests = [Best(lambda s: ev(state_text(model, s))) for _ in range(n_chains)]
-    run = MHRun(selected=states, final=states, scores=[None] * n_chains, meter=meter)
+    votes = [Consensus(extract_answer) for _ in range(n_chains)] if extract_answer is not None else None
+    if params.selection != "consensus":
+        votes = None
+    run = MHRun(selected=states, final=states, scores=[None] * n_chains, meter=meter,
+                first_token_moves=[0] * n_chains)  # fmt: skip
 
     for k, limit in enumerate(limits, start=1):
         final_stage = k == len(limits)
@@ -134,33 +175,66 @@ async def mh_chains(
             for i, seg in zip(grow, segs, strict=True):
                 states[i] = states[i].grow(seg)
                 rewards[i] = rterm(states[i])
-        if final_stage and bests is not None:
-            for b, s in zip(bests, states, strict=True):
-                b.offer(s)
+        if final_stage:
+            for i, s in enumerate(states):
+                if bests is not None:
+                    bests[i].offer(s)
+                if votes is not None:
+                    votes[i].offer(state_text(model, s), s)
+        active = list(range(n_chains))
+        unchanged = [0] * n_chains
         for _ in range(params.n_mcmc):
-            lens = np.array([len(s) for s in states], dtype=np.int64)
-            cuts = rng.integers(0, lens)
-            step_new: list[int] = ((limit - cuts) if stage_limit else (lens - cuts)).tolist()
+            if not active:
+                break
+            if entropy_cuts:
+                cut_lps = {i: cut_logp(states[i]) for i in active}
+                us_cut = rng.random(len(active))
+                cuts = {i: min(int(np.searchsorted(np.cumsum(np.exp(cut_lps[i])), u * math.fsum(np.exp(cut_lps[i])),
+                                                   side="right")), len(states[i]) - 1)
+                        for i, u in zip(active, us_cut.tolist(), strict=True)}  # fmt: skip
+            else:
+                lens = np.array([len(states[i]) for i in active], dtype=np.int64)
+                cuts = dict(zip(active, rng.integers(0, lens).tolist(), strict=True))
+            rows = [i for i in active for _ in range(k_tries)]
+            step_new = [(limit - cuts[i]) if stage_limit else (len(states[i]) - cuts[i]) for i in rows]
             if not meter.affordable(step_new):
                 run.budget_exhausted = True
                 break
-            cuts_l = cuts.tolist()
-            segs = await meter.extend([s.tokens[:t] for s, t in zip(states, cuts_l, strict=True)], step_new, tau)
-            us = rng.random(n_chains)
-            for i, (x, t, seg) in enumerate(zip(states, cuts_l, segs, strict=True)):
-                y = x.splice(t, seg)
-                ry = rterm(y) if tilted else 0.0
-                lr = mh_log_ratio(
-                    alpha, x.logp[t:], x.logq[t:], seg.logp, seg.logq,
-                    cur_len=len(x.logp), prop_len=len(y.logp), cur_reward=rewards[i], prop_reward=ry,
-                    length_correction=length_term,
+            segs = await meter.extend([states[i].tokens[: cuts[i]] for i in rows], step_new, tau)
+            us = rng.random(len(active))
+            for a, i in enumerate(active):
+                x, t = states[i], cuts[i]
+                tries = [x.splice(t, seg) for seg in segs[a * k_tries : (a + 1) * k_tries]]
+                r_try = [rterm(y) for y in tries] if tilted else [0.0] * k_tries
+                w_try = [suffix_log_weight(alpha, y.logp[t:], y.logq[t:], r) for y, r in zip(tries, r_try, strict=True)]
+                j = 0 if k_tries == 1 else int(rng.choice(k_tries, p=_softmax(w_try)))
+                y = tries[j]
+                cur_cut = float(cut_lps[i][t]) if entropy_cuts else -math.log(len(x))
+                if not length_term:
+                    prop_cut = cur_cut
+                else:
+                    prop_cut = float(cut_logp(y)[t]) if entropy_cuts else -math.log(len(y))
+                lr = mtm_log_ratio(
+                    suffix_log_weight(alpha, x.logp[t:], x.logq[t:], rewards[i]), w_try, j,
+                    cur_cut_logp=cur_cut, prop_cut_logp=prop_cut,
                 )
                 run.proposals += 1
-                if lr >= 0 or us[i] < math.exp(lr):
-                    states[i], rewards[i] = y, ry
+                run.steps += 1
+                moved = False
+                if lr >= 0 or us[a] < math.exp(lr):
+                    moved = y.tokens != x.tokens or y.text != x.text
+                    if moved and t == 0 and y.tokens[:1] != x.tokens[:1]:
+                        run.first_token_moves[i] += 1
+                    states[i], rewards[i] = y, r_try[j]
                     run.accepted += 1
-                if final_stage and bests is not None:
-                    bests[i].offer(states[i])
+                unchanged[i] = 0 if moved else unchanged[i] + 1
+                if final_stage:
+                    if bests is not None:
+                        bests[i].offer(states[i])
+                    if votes is not None:
+                        votes[i].offer(state_text(model, states[i]), states[i])
+            if params.adaptive and not final_stage:
+                active = [i for i in active if unchanged[i] < params.patience]
         if run.budget_exhausted:
             break
         run.stages_done = k
@@ -168,12 +242,23 @@ async def mh_chains(
             progress(k, len(limits))
 
     run.final = states
-    if bests is not None and run.stages_done == len(limits):
+    complete = run.stages_done == len(limits)
+    if bests is not None and complete:
         run.selected = [b.state if b.state is not None else s for b, s in zip(bests, states, strict=True)]
         run.scores = [b.value for b in bests]
+    elif votes is not None and complete:
+        picks = [v.pick() for v in votes]
+        run.selected = [st if st is not None else s for (_, st), s in zip(picks, states, strict=True)]
+        run.consensus = [ans for ans, _ in picks]
     else:
         run.selected = list(states)
     return run
+
+
+def _softmax(logw: Sequence[float]) -> np.ndarray:
+    w = np.exp(np.asarray(logw) - max(logw))
+    out: np.ndarray = w / w.sum()
+    return out
 
 
 async def run_mh(
@@ -186,18 +271,29 @@ async def run_mh(
     budget: Budget | None,
     evaluator: Reward | None,
     progress: Callable[[int, int], None] | None,
+    extract_answer: Callable[[str], str | None] | None = None,
 ) -> GenerationResult:
     """One block-wise MH chain; returns the state chosen by ``params.selection``."""
     run = await mh_chains(
         model, prompt, params, n_chains=1, target=target, rng=rng, budget=budget, evaluator=evaluator,
-        progress=progress,
+        progress=progress, extract_answer=extract_answer,
     )
     score = run.scores[0] if params.selection == "best_evaluator" else None
+    extra: dict[str, object] = {
+        "block_size": params.block_size, "stages": len(stage_limits(params.max_new_tokens, params.block_size)),
+        "stages_done": run.stages_done, "proposal_temperature": params.tau, "cuts": params.cuts,
+        "n_tries": params.n_tries, "adaptive": params.adaptive, "mh_steps": run.steps,
+        "first_token_changes": run.first_token_moves[0], "approx_entropy": run.meter.approx_entropy,
+    }
+    if run.consensus:
+        extra["consensus_answer"] = run.consensus[0]
+    note = mixing_note(run.first_token_moves[0], run.final[0], params.tau, params.alpha)
+    if note:
+        extra["mixing_warning"] = note
     return make_result(
         model, "mh", run.selected[0], run.meter, target=target, selection=params.selection,
         evaluator_score=score,
         acceptance_rate=(run.accepted / run.proposals) if run.proposals else None,
         proposals=run.proposals, accepted=run.accepted, budget_exhausted=run.budget_exhausted,
-        extra={"block_size": params.block_size, "stages": len(stage_limits(params.max_new_tokens, params.block_size)),
-               "stages_done": run.stages_done, "proposal_temperature": params.tau},
+        extra=extra,
     )

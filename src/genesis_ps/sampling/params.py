@@ -9,22 +9,47 @@ from typing import Literal
 from genesis_ps.errors import ConfigError
 
 __all__ = [
+    "CUTS",
     "METHODS",
+    "RESAMPLERS",
     "SELECTIONS",
     "Budget",
+    "Cuts",
     "Method",
+    "Resampler",
     "SamplerParams",
     "Selection",
     "check_int",
     "check_positive",
     "check_seed",
     "check_temperature",
+    "default_proposal_temperature",
 ]
 
-Method = Literal["mh", "smc", "imh", "single"]
-Selection = Literal["last", "best_target", "best_evaluator"]
-METHODS: tuple[str, ...] = ("mh", "smc", "imh", "single")
-SELECTIONS: tuple[str, ...] = ("last", "best_target", "best_evaluator")
+Method = Literal["mh", "smc", "imh", "tps", "single"]
+Selection = Literal["last", "best_target", "best_evaluator", "consensus"]
+Cuts = Literal["uniform", "entropy"]
+Resampler = Literal["systematic", "stratified", "chopthin"]
+METHODS: tuple[str, ...] = ("mh", "smc", "imh", "tps", "single")
+SELECTIONS: tuple[str, ...] = ("last", "best_target", "best_evaluator", "consensus")
+CUTS: tuple[str, ...] = ("uniform", "entropy")
+RESAMPLERS: tuple[str, ...] = ("systematic", "stratified", "chopthin")
+
+TAU_FLOOR = 1.0 / 3.0
+"""The coldest default proposal temperature (see :func:`default_proposal_temperature`)."""
+
+
+def default_proposal_temperature(alpha: float) -> float:
+    """The rule behind ``proposal_temperature=None``: τ = max(1/α, 1/3).
+
+    τ = 1/α is the token-level sharpening the paper proposes at (and the prefix-only proposal of least
+    SMC weight variance), but as α grows q_{1/α} becomes nearly deterministic: a chain can then no longer
+    propose the first token of the sequences p^α prefers when that token is not the likeliest, and it
+    stops mixing (``genesis-ps bench exactness --toy trap``: TV 0.40 at α = 8, 0.96 at α = 16 with
+    τ = 1/α). Proposals are therefore never colder than 1/3. The MH ratio and the SMC weights use the
+    log q of whatever τ was sampled at, so the target stays exactly p^α for any τ.
+    """
+    return max(1.0 / alpha, TAU_FLOOR)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +73,8 @@ class SamplerParams:
     seed: int | None = None
     """Seed of the sampler's random generator; None draws one from the OS (recorded in the result)."""
     proposal_temperature: float | None = None
-    """Temperature the proposals are sampled at; None means 1/α, the paper's choice."""
+    """Temperature the proposals are sampled at; None means the rule of
+    :func:`default_proposal_temperature` (max(1/α, 1/3))."""
     ess_threshold: float = 0.5
     """SMC resamples when the effective sample size falls below ``ess_threshold · n_particles``."""
     temperature: float = 1.0
@@ -59,6 +85,38 @@ class SamplerParams:
     anneal_steps: int = 0
     """SMC only: raise α linearly over this many blocks (0 = no annealing). The weights carry the
     correction, so the final target is exactly p^α."""
+    cuts: Cuts = "uniform"
+    """MH: where a step cuts. ``uniform`` over the state's positions; ``entropy`` favours decision points,
+    positions where the base model's next-token entropy is high (the acceptance ratio carries the forward
+    and reverse cut probabilities, so the chain stays exact)."""
+    n_tries: int = 1
+    """MH: suffixes proposed at each cut in one batched call (multiple-try Metropolis when > 1)."""
+    adaptive: bool = False
+    """MH: end the steps of every block but the last once ``patience`` steps in a row left the state
+    unchanged (the last block always runs ``n_mcmc`` steps: stopping there on the chain's own path biased
+    the toys' TV by up to 0.3). SMC: add rounds of ``n_particles`` fresh particles (up to ``max_rounds``)
+    while the pooled effective sample size is below ``ess_threshold · n_particles``. The bias either rule
+    costs is measured by ``bench exactness`` (rows ``mh_adaptive``, ``smc_adaptive``)."""
+    patience: int = 3
+    """Adaptive MH: unchanged steps in a row that end a block's MH steps."""
+    max_rounds: int = 4
+    """Adaptive SMC: the most rounds of particles."""
+    resampler: Resampler = "systematic"
+    """SMC resampling scheme: ``systematic``, ``stratified`` or ``chopthin`` (Gandy & Lau 2016: keeps
+    non-uniform weights, bounded within a factor ``4`` of each other)."""
+    ramp_tokens: int = 0
+    """SMC: raise α linearly from 1 with the number of tokens generated, reaching α at this many tokens
+    (0 = no ramp). The weights carry the correction; a ramp longer than ``max_new_tokens`` is allowed and
+    the result says the final block made up the rest."""
+    candidates: int = 4
+    """TPS: next tokens considered at a decision point (the likeliest ones)."""
+    rollouts: int = 2
+    """TPS: rollouts per candidate estimating the future's power mass."""
+    horizon: int = 8
+    """TPS: tokens per rollout (the future beyond it is not seen)."""
+    decision_entropy: float = 1.5
+    """TPS: positions whose base next-token entropy (nats) is at least this get rollouts; the others are
+    sampled at the proposal temperature."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -79,11 +137,14 @@ class SamplerParams:
                 "selection", f"unknown selection {self.selection!r}; choose one of {', '.join(SELECTIONS)}"
             )
         check_seed(self.seed)
+        _check_extensions(self)
 
     @property
     def tau(self) -> float:
         """The proposal temperature actually used."""
-        return self.proposal_temperature if self.proposal_temperature is not None else 1.0 / self.alpha
+        if self.proposal_temperature is not None:
+            return self.proposal_temperature
+        return default_proposal_temperature(self.alpha)
 
     def with_(self, **changes: object) -> SamplerParams:
         """A copy with some fields changed (validated again)."""
@@ -105,6 +166,28 @@ class Budget:
             _at_least("max_tokens", self.max_tokens, 1)
         if self.max_requests is not None:
             _at_least("max_requests", self.max_requests, 1)
+
+
+def _check_extensions(p: SamplerParams) -> None:
+    """Validation of the decision-point, adaptive, SMC-upgrade and TPS fields."""
+    if p.cuts not in CUTS:
+        raise ConfigError("cuts", f"unknown cuts {p.cuts!r}; choose one of {', '.join(CUTS)}")
+    if p.resampler not in RESAMPLERS:
+        raise ConfigError("resampler", f"unknown resampler {p.resampler!r}; choose one of {', '.join(RESAMPLERS)}")
+    if not isinstance(p.adaptive, bool):
+        raise ConfigError("adaptive", f"must be true or false, got {p.adaptive!r}")
+    _at_least("n_tries", p.n_tries, 1)
+    _at_least("patience", p.patience, 1)
+    _at_least("max_rounds", p.max_rounds, 1)
+    _at_least("ramp_tokens", p.ramp_tokens, 0)
+    _at_least("candidates", p.candidates, 1)
+    _at_least("rollouts", p.rollouts, 1)
+    _at_least("horizon", p.horizon, 1)
+    d = p.decision_entropy
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or d < 0:
+        raise ConfigError("decision_entropy", f"must be a finite number >= 0 (nats), got {d!r}")
+    if p.ramp_tokens and p.anneal_steps:
+        raise ConfigError("ramp_tokens", "choose one schedule: ramp_tokens (by tokens) or anneal_steps (by blocks)")
 
 
 def check_temperature(value: object, name: str = "temperature") -> float:

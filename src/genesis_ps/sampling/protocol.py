@@ -16,6 +16,7 @@ __all__ = [
     "Capabilities",
     "Completion",
     "LogprobKind",
+    "LookaheadModel",
     "Prompt",
     "Segment",
     "TokenModel",
@@ -45,6 +46,13 @@ class Capabilities:
     """Maximum prompt + generated tokens, when known."""
     notes: str = ""
     """Plain-language caveats (assumptions about undocumented provider behaviour, and so on)."""
+    entropy: LogprobKind = "none"
+    """``exact``: every :class:`Segment` carries the base model's next-token entropy at each sampled
+    position, from the same forward pass. ``top_k``: estimated from the top-k log-probs (approximate,
+    flagged in ``Segment.approx_entropy``). ``none``: no entropies (entropy cuts refused)."""
+    lookahead: bool = False
+    """Whether the model implements :class:`LookaheadModel` (``extend_until``), which token-level power
+    sampling (``tps``) needs."""
 
 
 @dataclass(frozen=True)
@@ -101,12 +109,24 @@ class Segment:
     text: str | None = None
     approx_logq: bool = False
     """True when ``logq`` is approximated (top-k normaliser), never silently."""
+    entropy: tuple[float, ...] = ()
+    """Empty, or per sampled token the entropy (nats) of the base model's next-token distribution at that
+    position — the distribution the token's ``logp`` comes from."""
+    approx_entropy: bool = False
+    """True when ``entropy`` was estimated from top-k log-probs."""
+    next_top: tuple[tuple[int, float], ...] = ()
+    """Only from :meth:`LookaheadModel.extend_until` when it stopped at a decision point: the likeliest
+    next tokens there, with their base log p, likeliest first."""
+    next_entropy: float | None = None
+    """The base model's entropy at that decision point (None when the segment did not stop at one)."""
 
     def __post_init__(self) -> None:
         if len(self.logp) != len(self.logq):
             raise ValueError("Segment.logp and Segment.logq must have one entry per sampled token")
         if self.tokens and len(self.tokens) != len(self.logp):
             raise ValueError("Segment.tokens must align with Segment.logp")
+        if self.entropy and len(self.entropy) != len(self.logp):
+            raise ValueError("Segment.entropy must be empty or align with Segment.logp")
 
     @property
     def n_tokens(self) -> int:
@@ -162,4 +182,26 @@ class TokenModel(Protocol):
 
     def prompt_length(self, prompt: Prompt) -> int | None:
         """The prompt's length in tokens, when the model can tell (for context-length checks)."""
+        ...
+
+
+@runtime_checkable
+class LookaheadModel(Protocol):
+    """What token-level power sampling needs beyond :class:`TokenModel` (``capabilities.lookahead``)."""
+
+    async def extend_until(
+        self,
+        prompt: Prompt,
+        prefixes: Sequence[Sequence[int]],
+        max_new_tokens: int | Sequence[int],
+        temperature: float,
+        *,
+        stop_entropy: float,
+        top_n: int,
+        seed: int | None = None,
+    ) -> list[Segment]:
+        """Like :meth:`TokenModel.extend`, but each row stops *before* sampling at a position whose base
+        next-token entropy is ``>= stop_entropy`` (possibly before its first token: then the segment has no
+        tokens) and reports that position's ``top_n`` likeliest tokens (``Segment.next_top``) and entropy
+        (``Segment.next_entropy``). A row that ends on EOS or at its limit first reports neither."""
         ...

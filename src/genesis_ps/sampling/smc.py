@@ -6,9 +6,17 @@ incremental log weight is
 
     α_k·Σlogp(new) − Σlogq(new) + (α_k − α_{k−1})·Σlogp(old prefix) + λ·(reward(new text) − reward(old))
 
-so with α-annealing the weights telescope to α·Σlogp − Σlogq (+ λ·reward) at the end: α_k is exactly α
+so with an α schedule the weights telescope to α·Σlogp − Σlogq (+ λ·reward) at the end: α_k is exactly α
 at the final block, and if every particle has finished earlier the remaining correction is applied at
-once. Particles are resampled (systematic by default) when ESS < ``ess_threshold``·N at a block boundary.
+once. Two schedules: ``anneal_steps`` (linear in blocks) and ``ramp_tokens`` (linear in tokens generated,
+Power-SMC's ramp: α_k = 1 + (α − 1)·min(L_k, R)/R at the block ending at token L_k). Particles are
+resampled (``resampler``: systematic, stratified or chopthin, :mod:`~genesis_ps.sampling.resample`) when
+ESS < ``ess_threshold``·N at a block boundary.
+
+``adaptive`` runs rounds of N fresh particles, each with its estimate Ẑ of the normalising constant, and
+stops once the pooled particles (weights normalised within a round, times that round's Ẑ) have an
+effective sample size of at least ``ess_threshold``·N, or after ``max_rounds``. Pooling independent
+rounds by Ẑ is consistent; stopping on the weights costs a small bias, measured by ``bench exactness``.
 """
 
 from __future__ import annotations
@@ -20,10 +28,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genesis_ps.errors import ConfigError
-from genesis_ps.sampling._common import EMPTY, Meter, State, make_result, state_text
+from genesis_ps.sampling._common import EMPTY, Consensus, Meter, State, check_one_alpha, make_result, state_text
 from genesis_ps.sampling.mh import stage_limits
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
+from genesis_ps.sampling.resample import RESAMPLERS, multinomial_resample, systematic_resample
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward, Target
 
@@ -34,6 +43,7 @@ __all__ = [
     "incremental_log_weight",
     "multinomial_resample",
     "normalise",
+    "ramp_schedule",
     "run_smc",
     "smc_particles",
     "systematic_resample",
@@ -46,6 +56,16 @@ def alpha_schedule(alpha: float, anneal_steps: int, n_blocks: int, start: float 
     if anneal_steps <= 0:
         return [float(alpha)] * n_blocks
     sched = [start + (alpha - start) * min(k, anneal_steps) / anneal_steps for k in range(1, n_blocks + 1)]
+    if sched:
+        sched[-1] = float(alpha)
+    return sched
+
+
+def ramp_schedule(alpha: float, ramp_tokens: int, limits: Sequence[int]) -> list[float]:
+    """α_k for blocks ending at token ``limits[k]``: 1 + (α − 1)·min(L_k, R)/R, exactly α at the last."""
+    if ramp_tokens <= 0:
+        return [float(alpha)] * len(limits)
+    sched = [1.0 + (alpha - 1.0) * min(L, ramp_tokens) / ramp_tokens for L in limits]
     if sched:
         sched[-1] = float(alpha)
     return sched
@@ -65,6 +85,11 @@ def incremental_log_weight(
     )
 
 
+def _lse(x: np.ndarray) -> float:
+    m = float(np.max(x))
+    return m + math.log(float(np.exp(x - m).sum())) if math.isfinite(m) else m
+
+
 def normalise(logw: np.ndarray) -> np.ndarray:
     w: np.ndarray = np.exp(logw - np.max(logw))
     out: np.ndarray = w / w.sum()
@@ -75,26 +100,6 @@ def ess(logw: np.ndarray) -> float:
     """Effective sample size 1/Σw̄² of normalised weights (N when all weights are equal)."""
     w = normalise(np.asarray(logw, dtype=float))
     return float(1.0 / np.sum(w * w))
-
-
-def systematic_resample(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Indices by systematic resampling: one uniform offset, N evenly spaced points."""
-    n = len(weights)
-    points = (rng.random() + np.arange(n)) / n
-    cdf = np.cumsum(weights)
-    cdf[-1] = 1.0
-    return np.searchsorted(cdf, points, side="right").clip(0, n - 1)
-
-
-def multinomial_resample(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Indices drawn i.i.d. by weight."""
-    return rng.choice(len(weights), size=len(weights), p=weights)
-
-
-RESAMPLERS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
-    "systematic": systematic_resample,
-    "multinomial": multinomial_resample,
-}
 
 
 @dataclass
@@ -109,6 +114,10 @@ class SMCRun:
     resamples: int = 0
     blocks_done: int = 0
     budget_exhausted: bool = False
+    log_z: float = 0.0
+    """log Ẑ: the particle estimate of the target's normalising constant (relative to the proposal)."""
+    distinct_first_tokens: int = 0
+    """Distinct first tokens among the particles after the first block, before any resampling."""
 
 
 async def smc_particles(
@@ -120,15 +129,18 @@ async def smc_particles(
     rng: np.random.Generator,
     budget: Budget | None = None,
     progress: Callable[[int, int], None] | None = None,
-    resample: str = "systematic",
+    meter: Meter | None = None,
 ) -> SMCRun:
-    """Run the particle system; the caller picks the particle to return."""
-    if resample not in RESAMPLERS:
-        raise ConfigError("resample", f"unknown scheme {resample!r}; choose one of {', '.join(RESAMPLERS)}")
+    """Run the particle system once; the caller picks the particle to return."""
+    check_one_alpha(params, target)
+    scheme = RESAMPLERS[params.resampler]
     n = params.n_particles
-    meter = Meter(model, prompt, rng, budget)
+    meter = meter or Meter(model, prompt, rng, budget)
     limits = stage_limits(params.max_new_tokens, params.block_size)
-    alphas = alpha_schedule(target.alpha, params.anneal_steps, len(limits))
+    if params.ramp_tokens:
+        alphas = ramp_schedule(target.alpha, params.ramp_tokens, limits)
+    else:
+        alphas = alpha_schedule(target.alpha, params.anneal_steps, len(limits))
     tilted = target.tilted
 
     def rterm(s: State) -> float:
@@ -150,6 +162,7 @@ async def smc_particles(
                 break
             got = await meter.extend([parts[i].tokens for i in live], max_new, params.tau)
             segs = dict(zip(live, got, strict=True))
+        before = _lse(logw)
         for i in range(n):
             old = parts[i]
             seg = segs.get(i)
@@ -160,11 +173,14 @@ async def smc_particles(
             )
             parts[i], rewards[i] = new, r
         a_prev = a_k
+        if k == 1:
+            run.distinct_first_tokens = len({(s.tokens[:1], s.text[:1] if s.text else None) for s in parts})
         done = all(s.eos or len(s) >= params.max_new_tokens for s in parts)
         if done and a_prev != target.alpha:  # all finished before the schedule reached α: final correction
             for i in range(n):
                 logw[i] += incremental_log_weight(target.alpha, a_prev, parts[i].logp_sum)
             a_prev = target.alpha
+        run.log_z += _lse(logw) - before
         run.ess_history.append(ess(logw))
         run.blocks_done = k
         if progress is not None:
@@ -172,10 +188,10 @@ async def smc_particles(
         if done:
             break
         if run.ess_history[-1] < params.ess_threshold * n:
-            idx = RESAMPLERS[resample](normalise(logw), rng)
+            idx, new_logw = scheme(normalise(logw), rng)
             parts = [parts[j] for j in idx]
             rewards = [rewards[j] for j in idx]
-            logw[:] = 0.0
+            logw[:] = new_logw
             run.resamples += 1
     run.particles, run.logw = parts, logw
     return run
@@ -191,27 +207,69 @@ async def run_smc(
     budget: Budget | None,
     evaluator: Reward | None,
     progress: Callable[[int, int], None] | None,
+    extract_answer: Callable[[str], str | None] | None = None,
 ) -> GenerationResult:
-    """Power-SMC; returns one particle drawn by normalised weight (``last``), or the best final particle
-    under the target (``best_target``) or the evaluator (``best_evaluator``)."""
+    """Power-SMC; returns one particle drawn by normalised weight (``last``), the best final particle
+    under the target (``best_target``) or the evaluator (``best_evaluator``), or a particle carrying the
+    answer of largest total weight (``consensus``, by ``extract_answer``)."""
     if params.selection == "best_evaluator" and evaluator is None:
         raise ConfigError("evaluator", "selection='best_evaluator' needs an evaluator")
-    run = await smc_particles(model, prompt, params, target=target, rng=rng, budget=budget, progress=progress)
-    w = normalise(run.logw)
+    if params.selection == "consensus" and extract_answer is None:
+        raise ConfigError("answer_extractor", "selection='consensus' needs an answer extractor")
+    check_one_alpha(params, target)
+    meter = Meter(model, prompt, rng, budget)
+    rounds: list[SMCRun] = []
+    particles: list[State] = []
+    pooled = np.zeros(0)
+    for _ in range(params.max_rounds if params.adaptive else 1):
+        r = await smc_particles(model, prompt, params, target=target, rng=rng, progress=progress, meter=meter)
+        rounds.append(r)
+        particles += r.particles
+        pooled = np.concatenate([pooled, r.logw - _lse(r.logw) + r.log_z])
+        if r.budget_exhausted or ess(pooled) >= params.ess_threshold * params.n_particles:
+            break
+    w = normalise(pooled)
     score: float | None = None
+    extra: dict[str, object] = {}
     if params.selection == "last":
         j = int(rng.choice(len(w), p=w))
     elif params.selection == "best_target":
-        j = int(np.argmax([target.log_density(s.logp_sum, state_text(model, s)) for s in run.particles]))
-    else:
+        j = int(np.argmax([target.log_density(s.logp_sum, state_text(model, s)) for s in particles]))
+    elif params.selection == "best_evaluator":
         assert evaluator is not None
-        scores = [float(evaluator(state_text(model, s))) for s in run.particles]
+        scores = [float(evaluator(state_text(model, s))) for s in particles]
         j = int(np.argmax(scores))
         score = scores[j]
+    else:
+        assert extract_answer is not None
+        votes = Consensus(extract_answer)
+        for i in np.argsort(w, kind="stable"):
+            votes.offer(state_text(model, particles[int(i)]), particles[int(i)], float(w[int(i)]))
+        answer, chosen = votes.pick()
+        j = next((i for i, s in enumerate(particles) if s is chosen), int(np.argmax(w)))
+        extra["consensus_answer"] = answer
+        extra["consensus_share"] = votes.totals.get(answer, 0.0) if answer is not None else 0.0
+    first = rounds[0]
+    extra.update({
+        "n_particles": params.n_particles, "block_size": params.block_size, "alphas": first.alphas,
+        "blocks_done": first.blocks_done, "weight": float(w[j]), "proposal_temperature": params.tau,
+        "resampler": params.resampler, "rounds": len(rounds), "pooled_ess": ess(pooled),
+        "distinct_first_tokens": first.distinct_first_tokens,
+    })
+    if params.ramp_tokens > params.max_new_tokens:
+        extra["ramp_note"] = (
+            f"ramp_tokens={params.ramp_tokens} is longer than max_new_tokens={params.max_new_tokens}: α reached "
+            f"{first.alphas[-2] if len(first.alphas) > 1 else 1.0:g} by the ramp and the final block's correction "
+            f"made up the rest to α = {target.alpha:g}"
+        )
+    if first.distinct_first_tokens == 1 and params.n_particles > 1:
+        extra["mixing_warning"] = (
+            f"all {params.n_particles} particles drew the same first token (proposals at τ = {params.tau:.3g}); "
+            "other first tokens were never weighed — raise proposal_temperature or n_particles"
+        )
     return make_result(
-        model, "smc", run.particles[j], run.meter, target=target, selection=params.selection,
-        evaluator_score=score, ess_history=run.ess_history, resamples=run.resamples,
-        budget_exhausted=run.budget_exhausted,
-        extra={"n_particles": params.n_particles, "block_size": params.block_size, "alphas": run.alphas,
-               "blocks_done": run.blocks_done, "weight": float(w[j]), "proposal_temperature": params.tau},
+        model, "smc", particles[j], meter, target=target, selection=params.selection,
+        evaluator_score=score, ess_history=[e for r in rounds for e in r.ess_history],
+        resamples=sum(r.resamples for r in rounds), budget_exhausted=any(r.budget_exhausted for r in rounds),
+        extra=extra,
     )

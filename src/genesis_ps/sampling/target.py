@@ -24,8 +24,9 @@ class Target:
     lam: float = 0.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
-            raise ConfigError("alpha", f"must be > 0, got {self.alpha!r}")
+        a = self.alpha
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not (math.isfinite(a) and a > 0):
+            raise ConfigError("alpha", f"must be a finite number > 0, got {a!r}")
         if not math.isfinite(self.lam) or self.lam < 0:
             raise ConfigError("lam", f"must be a finite number >= 0, got {self.lam!r}")
         if self.lam > 0 and self.reward is None:

@@ -6,8 +6,13 @@ to ``max_len`` tokens). After ``max_len`` letters it emits EOS with probability 
 and ``logq`` (the requested temperature) are exact, and sampling is vectorised over all prefixes of a
 batched ``extend`` call, so tests and the exactness benchmark can draw tens of thousands of sequences.
 
-The prompt is ignored: a toy is an unconditional model. Three toys ship here (:func:`sharp_toy`,
-:func:`eos_toy`, :func:`random_toy`); see :mod:`genesis_ps.testing.exact` for the enumeration.
+Each segment also carries the exact next-token entropy at every sampled position, and
+:meth:`ToyLM.extend_until` (stop before a high-entropy position, report its likeliest tokens) makes a toy a
+:class:`~genesis_ps.sampling.protocol.LookaheadModel` for token-level power sampling.
+
+The prompt is ignored: a toy is an unconditional model. Four toys ship here (:func:`sharp_toy`,
+:func:`eos_toy`, :func:`random_toy`, :func:`trap_toy`); see :mod:`genesis_ps.testing.exact` for the
+enumeration.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
-__all__ = ["TOYS", "ToyLM", "eos_toy", "random_toy", "sharp_toy"]
+__all__ = ["TOYS", "ToyLM", "eos_toy", "random_toy", "sharp_toy", "trap_toy"]
 
 NextProbs = Callable[[tuple[int, ...]], Sequence[float]]
 """prefix (letter ids) -> probabilities of the letters and, last, EOS (must sum to 1)."""
@@ -58,6 +63,8 @@ class ToyLM:
             eos_token_id=self.eos,
             context_length=None,
             notes="toy model with an exactly enumerable distribution; the prompt is ignored",
+            entropy="exact",
+            lookahead=True,
         )
         self.calls = 0
         self.in_flight = 0
@@ -89,6 +96,8 @@ class ToyLM:
         probs = np.stack(rows)
         with np.errstate(divide="ignore"):
             self.logp_table = np.log(probs)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.entropy_table = -np.where(probs > 0, probs * self.logp_table, 0.0).sum(axis=1)
         self.child = np.full((len(prefixes), v), -1, dtype=np.int64)
         for n, p in enumerate(prefixes):
             if len(p) >= 1:
@@ -117,7 +126,13 @@ class ToyLM:
             raise ValueError(f"prefix {tuple(prefix)!r} has probability 0 or contains EOS") from None
 
     def _sample(
-        self, prefixes: Sequence[Sequence[int]], max_new: np.ndarray, temperature: float, seed: int | None
+        self,
+        prefixes: Sequence[Sequence[int]],
+        max_new: np.ndarray,
+        temperature: float,
+        seed: int | None,
+        stop_entropy: float | None = None,
+        top_n: int = 0,
     ) -> list[Segment]:
         n = len(prefixes)
         nodes = np.array([self.node_of(p) for p in prefixes], dtype=np.int64)
@@ -127,28 +142,47 @@ class ToyLM:
         toks = np.full((n, width), -1, dtype=np.int64)
         lp = np.zeros((n, width))
         lq = np.zeros((n, width))
+        ent = np.zeros((n, width))
         length = np.zeros(n, dtype=np.int64)
         eos = np.zeros(n, dtype=bool)
+        stop_node = np.full(n, -1, dtype=np.int64)
         active = np.nonzero(max_new > 0)[0]
         for step in range(width):
             if active.size == 0:
                 break
             cur = nodes[active]
+            if stop_entropy is not None:
+                halt = self.entropy_table[cur] >= stop_entropy
+                stop_node[active[halt]] = cur[halt]
+                active, cur = active[~halt], cur[~halt]
+                if active.size == 0:
+                    break
             u = rng.random(active.size)
             tok = (cdf_t[cur] <= u[:, None]).sum(axis=1)
             toks[active, step] = tok
             lp[active, step] = self.logp_table[cur, tok]
             lq[active, step] = logq_t[cur, tok]
+            ent[active, step] = self.entropy_table[cur]
             length[active] = step + 1
             hit = tok == self.eos
             eos[active[hit]] = True
             nodes[active] = self.child[cur, tok]
             active = active[~hit & (step + 1 < max_new[active])]
-        tl, pl, ql = toks.tolist(), lp.tolist(), lq.tolist()
-        return [
-            Segment(tokens=tuple(tl[i][:k]), logp=tuple(pl[i][:k]), logq=tuple(ql[i][:k]), eos=e)
-            for i, (k, e) in enumerate(zip(length.tolist(), eos.tolist(), strict=True))
-        ]
+        tl, pl, ql, el = toks.tolist(), lp.tolist(), lq.tolist(), ent.tolist()
+        out = []
+        for i, (k, e) in enumerate(zip(length.tolist(), eos.tolist(), strict=True)):
+            node = int(stop_node[i])
+            top: tuple[tuple[int, float], ...] = ()
+            if node >= 0:
+                row = self.logp_table[node]
+                order = [int(t) for t in np.argsort(-row, kind="stable")[:top_n] if row[t] > -np.inf]
+                top = tuple((t, float(row[t])) for t in order)
+            out.append(Segment(
+                tokens=tuple(tl[i][:k]), logp=tuple(pl[i][:k]), logq=tuple(ql[i][:k]), eos=e,
+                entropy=tuple(el[i][:k]), next_top=top,
+                next_entropy=float(self.entropy_table[node]) if node >= 0 else None,
+            ))
+        return out
 
     async def extend(
         self,
@@ -174,6 +208,27 @@ class ToyLM:
             return self._sample(prefixes, max_new, temperature, seed)
         finally:
             self.in_flight -= 1
+
+    async def extend_until(
+        self,
+        prompt: Prompt,
+        prefixes: Sequence[Sequence[int]],
+        max_new_tokens: int | Sequence[int],
+        temperature: float,
+        *,
+        stop_entropy: float,
+        top_n: int,
+        seed: int | None = None,
+    ) -> list[Segment]:
+        """:meth:`extend` that stops before a position of entropy ``>= stop_entropy`` and reports its
+        ``top_n`` likeliest tokens (see :class:`~genesis_ps.sampling.protocol.LookaheadModel`)."""
+        if not temperature > 0:
+            raise ValueError("extend_until needs temperature > 0")
+        max_new = np.broadcast_to(np.asarray(max_new_tokens, dtype=np.int64), (len(prefixes),))
+        self.calls += 1
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        return self._sample(prefixes, max_new, temperature, seed, float(stop_entropy), int(top_n))
 
     async def generate(
         self, prompt: Prompt, *, max_new_tokens: int, temperature: float = 1.0, seed: int | None = None
@@ -255,5 +310,27 @@ def random_toy(
     return ToyLM(f"random{seed}", letters, probs, max_len=max_len, **kw)  # type: ignore[arg-type]
 
 
-TOYS: dict[str, Callable[[], ToyLM]] = {"sharp": sharp_toy, "eos": eos_toy, "random": random_toy}
+def trap_toy(**kw: object) -> ToyLM:
+    """The large-α toy: the likeliest sequences do not start with the likeliest token. ``A`` (0.6) is
+    followed by two letters spread evenly over four; ``B`` (0.4) by a near-certain ``C`` (0.9) and then
+    ``C`` (0.55) or ``D`` (0.45). Under p^α, ``BCC`` and ``BCD`` take almost all the mass as α grows,
+    while token-level proposals at τ = 1/α draw ``B`` first with probability 0.4^{1/τ}/(0.6^{1/τ}+0.4^{1/τ})
+    — 0.2% at α = 16 — so a chain proposing at τ = 1/α cannot reach them. Every sequence is three
+    letters then EOS."""
+
+    def probs(pre: tuple[int, ...]) -> list[float]:
+        if not pre:
+            return [0.6, 0.4, 0.0, 0.0, 0.0]
+        if pre[0] == 1 and len(pre) == 1:
+            return [0.03, 0.03, 0.9, 0.04, 0.0]
+        if pre[0] == 1 and pre[1] == 2:
+            return [0.0, 0.0, 0.55, 0.45, 0.0]
+        return [0.25, 0.25, 0.25, 0.25, 0.0]
+
+    return ToyLM("trap", "ABCD", probs, max_len=3, **kw)  # type: ignore[arg-type]
+
+
+TOYS: dict[str, Callable[[], ToyLM]] = {
+    "sharp": sharp_toy, "eos": eos_toy, "random": random_toy, "trap": trap_toy,
+}
 """The toys the exactness benchmark runs, by name."""

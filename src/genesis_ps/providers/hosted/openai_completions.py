@@ -41,7 +41,7 @@ from genesis_ps.providers.hosted.common import (
 )
 from genesis_ps.providers.normalize import shape_errors
 from genesis_ps.providers.resilience import Resilience
-from genesis_ps.providers.topk import APPROX_MODES, ApproxMode, approx_logq
+from genesis_ps.providers.topk import APPROX_MODES, ApproxMode, approx_logq, topk_entropy
 from genesis_ps.sampling.protocol import Capabilities, Completion, Prompt, Segment
 
 __all__ = ["EOS_STRINGS", "OpenAICompletionsModel", "TokenMode", "Tokenizer", "render_plain"]
@@ -130,7 +130,9 @@ class OpenAICompletionsModel:
             notes=(f"logp = the server's sampled-token log-prob, assumed raw (temperature 1; vLLM's default "
                    f"logprobs_mode); logq at temperature != 1 approximated from the top-{top_logprobs} "
                    f"({approx}); exact at temperature 1. Tokens: {mode_note}. p(EOS) is included only when "
-                   f"the server returns the EOS token."),
+                   f"the server returns the EOS token. Next-token entropies (for entropy cuts) are estimated "
+                   f"from the same top-{top_logprobs} (a lower bound; flagged approx_entropy)."),
+            entropy="top_k",
         )
 
     def __repr__(self) -> str:
@@ -244,8 +246,9 @@ class OpenAICompletionsModel:
                 for lp, top, s in zip(lps, tops, strings, strict=True)
             )
             eos = finish == "stop"
+            ent = tuple(topk_entropy(top.values()) for top in tops)
             return Segment(tokens=tuple(ids), logp=tuple(lps), logq=logq, eos=eos, text=self.decode(ids),
-                           approx_logq=approximate)
+                           approx_logq=approximate, entropy=ent, approx_entropy=True)
 
         return await self.resilience.call(attempt)
 

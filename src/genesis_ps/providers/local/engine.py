@@ -8,6 +8,9 @@ common prefix) and only the missing tokens are prefilled; after, every row's KV 
 Per step, from the *same* logits: ``logp = log_softmax(logits)`` (base model, temperature 1) and
 ``logq = log_softmax(truncate(logits / T))`` — the distribution actually sampled from, where the optional
 top-k / top-p truncation is the user's explicit choice (without it, nothing is truncated). Both in fp32.
+The base distribution's entropy at every step comes from the same ``logp``. A row with ``stop_entropy``
+stops *before* sampling at a step whose entropy reaches it, and keeps that step's ``top_n`` likeliest
+tokens (``next_top``): a decision point, for token-level power sampling.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from genesis_ps.providers.local.cache import KV, PrefixKVCache, row_kv, select_rows, working_cache
 from genesis_ps.providers.local.compat import cache_keyword
+from genesis_ps.providers.local.cow import SharedKV, group_rows
 from genesis_ps.providers.local.fast import fast_forward_for
 
 __all__ = ["Engine", "Row", "dists", "sample"]
@@ -35,6 +39,11 @@ class Row:
     logp: list[float] = field(default_factory=list)
     logq: list[float] = field(default_factory=list)
     eos: bool = False
+    entropy: list[float] = field(default_factory=list)
+    stop_entropy: float | None = None
+    top_n: int = 0
+    next_top: list[tuple[int, float]] = field(default_factory=list)
+    next_entropy: float | None = None
 
 
 def dists(logits: Any, temperature: float, top_k: int | None, top_p: float | None) -> tuple[Any, Any]:
@@ -87,6 +96,7 @@ class Engine:
         cache: PrefixKVCache | None = None,
         fast: bool = True,
         blocks: dict[str, Any] | None = None,
+        share_kv: bool = True,
     ) -> None:
         import torch
 
@@ -111,6 +121,13 @@ class Engine:
             )
         self.tokens_forwarded = 0
         """Tokens run through the model (prefill + decode), for measuring reuse."""
+        self.share_kv = share_kv
+        """Rows starting from the same stored prefix share its KV, copy on write (lean forward only)."""
+        self.kv_bytes_peak = 0
+        """The most bytes of KV held at once: working batch caches plus the reuse cache (for measuring)."""
+        self._working_bytes = 0
+        self.shared_batches = 0
+        """Batches that ran with a shared (copy-on-write) cache."""
         self._torch = torch
 
     # -- forwards -------------------------------------------------------------------------------
@@ -171,11 +188,19 @@ class Engine:
         # Rows shorter than m cannot feed m real tokens: split them off (rare; mixed prompts only).
         if any(len(r.seq) < m for r in rows):
             raise _NeedsSplit
+        ids = torch.tensor([r.seq[s:] for r, s in zip(rows, starts, strict=True)], dtype=torch.long, device=self.device)
+        pos = torch.tensor([list(range(s, s + m)) for s in starts], dtype=torch.long, device=self.device)
+        if self.share_kv and self.fast is not None and len(rows) > 1:
+            group_of, prefixes = group_rows(kvs)
+            if len(prefixes) < len(rows):
+                shared = SharedKV(group_of, prefixes, self.n_layers, m + capacity_extra, self.like)
+                self.shared_batches += 1
+                self._note_bytes(shared.nbytes)
+                return shared, [0] * len(rows), self._forward(ids, pos, None, shared), None
         width = max(starts)
         pads = [width - s for s in starts]
         cache = working_cache(kvs, pads, self.n_layers, width + m + capacity_extra, self.like)
-        ids = torch.tensor([r.seq[s:] for r, s in zip(rows, starts, strict=True)], dtype=torch.long, device=self.device)
-        pos = torch.tensor([list(range(s, s + m)) for s in starts], dtype=torch.long, device=self.device)
+        self._note_bytes(sum(int(lay._k.numel() * lay._k.element_size() * 2) for lay in cache.layers))
         mask = None
         if any(pads):
             mask = torch.ones((len(rows), width + m), dtype=torch.long, device=self.device)
@@ -183,6 +208,11 @@ class Engine:
                 mask[i, :pd] = 0
         logits = self._forward(ids, pos, mask, cache)
         return cache, pads, logits, mask
+
+    def _note_bytes(self, working: int) -> None:
+        self._working_bytes = working
+        held = working + (self.cache.nbytes if self.cache is not None else 0)
+        self.kv_bytes_peak = max(self.kv_bytes_peak, held)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, rows: list[Row], temperature: float, seed: int | None) -> list[Row]:
@@ -246,14 +276,22 @@ class Engine:
                 lp, lq = dists(logits, temperature, self.top_k, self.top_p)
                 tok = sample(lq, gen)
                 tok_lp, tok_lq = lp.gather(-1, tok), lq.gather(-1, tok)
+            ents = (lp.exp() * lp).sum(dim=-1).neg_().clamp_(min=0.0).tolist()
             toks = tok.view(-1).tolist()
             lps, lqs = tok_lp.view(-1).tolist(), tok_lq.view(-1).tolist()
             keep: list[int] = []
             for b, i in enumerate(active):
                 r = rows[i]
+                if r.stop_entropy is not None and ents[b] >= r.stop_entropy:
+                    vals, idx = lp[b].topk(min(max(r.top_n, 1), lp.shape[-1]))
+                    r.next_top = list(zip(idx.tolist(), vals.tolist(), strict=True))
+                    r.next_entropy = ents[b]
+                    self._store(cache, b, pads[b], r, copy=len(active) > 1, fed=True)
+                    continue
                 r.tokens.append(toks[b])
                 r.logp.append(lps[b])
                 r.logq.append(lqs[b])
+                r.entropy.append(ents[b])
                 if toks[b] in self.eos_ids:
                     r.eos = True
                 if r.eos or len(r.tokens) >= r.max_new:
@@ -262,7 +300,12 @@ class Engine:
                     keep.append(b)
             if not keep:
                 return
-            if len(keep) < len(active):
+            if len(keep) < len(active) and isinstance(cache, SharedKV):
+                cache.select_rows(keep)
+                active = [active[b] for b in keep]
+                pads = [0] * len(keep)
+                tok = tok[keep]
+            elif len(keep) < len(active):
                 new_pads = [pads[b] for b in keep]
                 drop = min(new_pads)
                 select_rows(cache, keep, drop)
@@ -280,11 +323,15 @@ class Engine:
                 mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             logits = self._forward(tok, pos, mask, cache)
 
-    def _store(self, cache: Any, b: int, pad: int, r: Row, *, copy: bool) -> None:
+    def _store(self, cache: Any, b: int, pad: int, r: Row, *, copy: bool, fed: bool = False) -> None:
+        """Keep row ``b``'s KV for reuse: it covers the sequence up to the last token fed (``fed``: all of
+        them; else all but the token sampled last)."""
         if self.cache is None:
             return
-        ids = r.seq + r.tokens[:-1]
-        self.cache.put(ids, row_kv(cache, b, pad, len(ids), copy=copy))
+        ids = r.seq + (r.tokens if fed else r.tokens[:-1])
+        kv = cache.row_kv(b, len(ids)) if isinstance(cache, SharedKV) else row_kv(cache, b, pad, len(ids), copy=copy)
+        self.cache.put(ids, kv)
+        self._note_bytes(self._working_bytes)
 
 
 class _NeedsSplit(Exception):

@@ -4,7 +4,9 @@ Same mathematics as transformers' ``LlamaForCausalLM`` forward — RMSNorm, rota
 own rotary module, so RoPE scaling is honoured), grouped-query SDPA attention, SiLU-gated MLP — with far
 fewer operations per layer: q/k/v and gate/up projections fused into one matrix each (small models
 only; they are copies), ``F.rms_norm``, no per-call mask or output bookkeeping, KV written in place into
-the preallocated cache, and the LM head applied to the last position only. On a small model on CPU the
+the preallocated cache, and the LM head applied to the last position only. A
+:class:`~genesis_ps.providers.local.cow.SharedKV` cache (rows sharing a stored prefix, copy on write) is
+attended through its own two-part attention. On a small model on CPU the
 framework's per-operation overhead is a large share of each decode step; this removes most of it.
 
 :func:`fast_forward_for` returns ``None`` when the model is not a plain Llama (biases, other activations,
@@ -17,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from genesis_ps.providers.local.blockmm import BlockMatrix
+from genesis_ps.providers.local.cow import SharedKV
 
 __all__ = ["FastLlama", "fast_forward_for"]
 
@@ -105,10 +108,13 @@ class FastLlama:
         h = self.base.embed_tokens(ids)
         cos, sin = self.base.rotary_emb(h, pos)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-        past = cache.layers[0].get_seq_length()
+        shared = isinstance(cache, SharedKV)
+        past = cache.get_seq_length() if shared else cache.layers[0].get_seq_length()
         attn_mask = None
         causal = False
-        if mask2d is not None:
+        if shared:
+            pass
+        elif mask2d is not None:
             keys = mask2d.bool()[:, None, None, :]  # (b, 1, 1, past + s)
             if s > 1:
                 tri = torch.ones((s, past + s), dtype=torch.bool, device=ids.device).tril(diagonal=past)
@@ -128,10 +134,14 @@ class FastLlama:
             v = qkv[..., self.q_dim + self.kv_dim :].view(b, s, self.n_kv, hd).transpose(1, 2)
             q = q * cos + torch.cat((-q[..., half:], q[..., :half]), dim=-1) * sin
             k = k * cos + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * sin
-            k, v = cache.layers[li].update(k, v)
-            o = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, is_causal=causal, scale=self.scale, enable_gqa=self.n_kv != self.n_heads
-            )
+            if shared:
+                o = cache.attend(li, q, k, v, self.scale)
+            else:
+                k, v = cache.layers[li].update(k, v)
+                o = F.scaled_dot_product_attention(
+                    q, k, v, attn_mask=attn_mask, is_causal=causal, scale=self.scale,
+                    enable_gqa=self.n_kv != self.n_heads,
+                )
             h = h + self._lin(o.transpose(1, 2).reshape(b, s, self.q_dim), o_w)
             x = F.rms_norm(h, (h.shape[-1],), w_post, self.eps)
             gu = self._lin(x, gu_w)

@@ -75,7 +75,9 @@ class LocalModel:
     ``gguf_weights`` names the GGUF file the model was dequantised from: decode steps then multiply by its
     Q4_1/Q8_0 blocks directly (:mod:`~genesis_ps.providers.local.blockmm`; each matrix is used only when it
     dequantises to exactly the model's fp32 weight, so log-probabilities do not change).
-    ``from_pretrained(..., gguf_file=...)`` sets it.
+    ``from_pretrained(..., gguf_file=...)`` sets it. ``kv_sharing`` lets batch rows that start from the same
+    stored prefix (SMC particles after resampling) share its KV, copy on write
+    (:mod:`~genesis_ps.providers.local.cow`; lean forward only).
     """
 
     provider = "local"
@@ -96,6 +98,7 @@ class LocalModel:
         num_threads: int | None = None,
         fast: bool = True,
         gguf_weights: str | os.PathLike[str] | None = None,
+        kv_sharing: bool = True,
     ) -> None:
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ConfigError("top_k", f"must be an integer >= 1 or None, got {top_k!r}")
@@ -122,7 +125,8 @@ class LocalModel:
         if gguf_weights is not None and fast:
             blocks, self.block_weights_note = match_gguf(model, gguf_weights)
         self._engine = Engine(
-            model, eos_ids=eos, top_k=top_k, top_p=top_p, cache=self.kv_cache, fast=fast, blocks=blocks
+            model, eos_ids=eos, top_k=top_k, top_p=top_p, cache=self.kv_cache, fast=fast, blocks=blocks,
+            share_kv=kv_sharing,
         )
         self.top_k, self.top_p = top_k, top_p
         notes = "log p / log q exact from one fp32 softmax of the logits"
@@ -142,6 +146,8 @@ class LocalModel:
             eos_token_id=eos[0] if eos else None,
             context_length=int(ctx) if ctx else None,
             notes=notes,
+            entropy="exact",
+            lookahead=True,
         )
         self._prompts: dict[Prompt, tuple[int, ...]] = {}
         self._lock = threading.Lock()
@@ -223,9 +229,30 @@ class LocalModel:
             raise ConfigError("temperature", f"must be a finite number > 0 for extend, got {temperature!r}")
         rows = self._rows(prompt, prefixes, max_new_tokens)
         await asyncio.to_thread(self._run, self.encode_prompt(prompt), rows, float(temperature), seed)
-        return [
-            Segment(tokens=tuple(r.tokens), logp=tuple(r.logp), logq=tuple(r.logq), eos=r.eos) for r in rows
-        ]
+        return [_segment(r) for r in rows]
+
+    async def extend_until(
+        self,
+        prompt: Prompt,
+        prefixes: Sequence[Sequence[int]],
+        max_new_tokens: int | Sequence[int],
+        temperature: float,
+        *,
+        stop_entropy: float,
+        top_n: int,
+        seed: int | None = None,
+    ) -> list[Segment]:
+        """:meth:`extend`, each row stopping before a step whose base entropy is ``>= stop_entropy`` and
+        reporting that step's ``top_n`` likeliest tokens (:class:`~genesis_ps.sampling.protocol.LookaheadModel`)."""
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature > 0
+        ):
+            raise ConfigError("temperature", f"must be a finite number > 0 for extend, got {temperature!r}")
+        rows = self._rows(prompt, prefixes, max_new_tokens)
+        for r in rows:
+            r.stop_entropy, r.top_n = float(stop_entropy), int(top_n)
+        await asyncio.to_thread(self._run, self.encode_prompt(prompt), rows, float(temperature), seed)
+        return [_segment(r) for r in rows]
 
     async def generate(
         self, prompt: Prompt, *, max_new_tokens: int, temperature: float = 1.0, seed: int | None = None
@@ -306,6 +333,13 @@ class LocalModel:
     def tokens_forwarded(self) -> int:
         """Tokens run through the network so far (prefill + decode): how much KV reuse saved shows here."""
         return self._engine.tokens_forwarded
+
+
+def _segment(r: Any) -> Segment:
+    return Segment(
+        tokens=tuple(r.tokens), logp=tuple(r.logp), logq=tuple(r.logq), eos=r.eos, entropy=tuple(r.entropy),
+        next_top=tuple(r.next_top), next_entropy=r.next_entropy,
+    )
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:

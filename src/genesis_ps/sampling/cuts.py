@@ -1,0 +1,79 @@
+"""Where block-wise MH cuts, and the acceptance rule of a (multiple-try) suffix move.
+
+A step from state x picks a cut ``t`` with probability q_cut(t | x), regenerates the suffix from ``t``
+and accepts the new state y with the Metropolis–Hastings ratio
+
+    π(y)·q(x[t:] | x[:t])·q_cut(t | y)  /  π(x)·q(y[t:] | x[:t])·q_cut(t | x).
+
+* ``uniform`` cuts: q_cut(t | x) = 1/len(x), so the cut term is ``log len(x) − log len(y)``.
+* ``entropy`` cuts favour *decision points*: q_cut(t | x) ∝ w(H_t(x)), where H_t(x) is the base model's
+  next-token entropy at position t (reported by the model from the forward pass that sampled token t),
+  ``w(H) = H + ε`` and ``ε = 0.05·mean_t H_t(x) + 1e-6`` keeps every position reachable. H_t depends only
+  on x[:t], so x and y weigh the shared cut alike; their normalisers Σ_t w(H_t) differ, and the ratio
+  carries both, which keeps the chain's target exactly p^α.
+
+With ``K`` tries (multiple-try Metropolis for an independence proposal given the prefix; Liu, Liang & Wong
+2000, Martino 2018): K suffixes are drawn in one batched call, y is chosen with probability ∝ its
+importance weight w(y) = π(y)/q(y[t:] | x[:t]), and accepted with
+
+    [Σ_j w(y_j)] · q_cut(t | y)  /  [Σ_j w(y_j) − w(y) + w(x)] · q_cut(t | x),
+
+which is the plain ratio when K = 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["ENTROPY_EPS", "cut_log_probs", "log_sum_exp", "mtm_log_ratio", "suffix_log_weight"]
+
+ENTROPY_EPS = 0.05
+"""Entropy cuts: the floor ``ε`` on a position's weight, as a fraction of the state's mean entropy."""
+
+
+def cut_log_probs(n: int, ent: Sequence[float] | None) -> np.ndarray:
+    """log q_cut(t | x) for t = 0..n−1: uniform when ``ent`` is None, else ∝ H_t + ε."""
+    if n <= 0:
+        raise ValueError("a state to cut needs at least one token")
+    if ent is None:
+        return np.full(n, -math.log(n))
+    h = np.maximum(np.asarray(ent[:n], dtype=float), 0.0)
+    if len(h) != n:
+        raise ValueError("entropy cuts need one entropy per token")
+    w = h + ENTROPY_EPS * float(h.mean()) + 1e-6
+    out: np.ndarray = np.log(w) - math.log(float(w.sum()))
+    return out
+
+
+def log_sum_exp(values: Sequence[float]) -> float:
+    top = max(values)
+    if top == -math.inf:
+        return -math.inf
+    return top + math.log(math.fsum(math.exp(v - top) for v in values))
+
+
+def suffix_log_weight(
+    alpha: float, logp: Sequence[float], logq: Sequence[float], reward_term: float = 0.0
+) -> float:
+    """log π(suffix) − log q(suffix) of a suffix given the shared prefix (the prefix cancels)."""
+    return alpha * math.fsum(logp) - math.fsum(logq) + reward_term
+
+
+def mtm_log_ratio(
+    cur_weight: float,
+    try_weights: Sequence[float],
+    chosen: int,
+    *,
+    cur_cut_logp: float,
+    prop_cut_logp: float,
+) -> float:
+    """Log acceptance ratio of a (multiple-try) suffix move; see the module docstring.
+
+    ``cur_weight`` / ``try_weights`` are :func:`suffix_log_weight` of x's suffix and of each try;
+    ``chosen`` indexes the try proposed; ``*_cut_logp`` are log q_cut(t | x) and log q_cut(t | y)."""
+    total = log_sum_exp(try_weights)
+    rest = [w for j, w in enumerate(try_weights) if j != chosen] + [cur_weight]
+    return total - log_sum_exp(rest) + prop_cut_logp - cur_cut_logp
