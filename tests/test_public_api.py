@@ -38,7 +38,8 @@ SURFACE: dict[str, list[str]] = {
     ],
     "genesis_ps.planners": [
         "Decomposition", "DecompositionEvaluator", "MAX_REQUEST_CHARS", "MAX_TASKS", "ParseOutcome",
-        "TASK_TYPES", "Task", "TaskDAG", "check_request", "decompose", "decomposition_prompt", "find_cycle",
+        "PlanAction", "PlanMachine", "TASK_TYPES", "Task", "TaskDAG", "check_request", "classify_types",
+        "decompose", "decomposition_prompt", "find_cycle",
         "guess_type", "heuristic_decompose", "is_complex", "parse_dag", "score_dag", "task_prompt",
     ],
     "genesis_ps.evaluators": [
@@ -51,8 +52,8 @@ SURFACE: dict[str, list[str]] = {
         "extract_code", "initial", "parse_strategy", "power_sampling", "recombination", "refinement",
         "revision",
     ],
-    "genesis_ps.loops": ["Critique", "SicaConfig", "SicaResult", "SicaStep", "compare_modes", "parse_critique",
-                         "run_sica"],
+    "genesis_ps.loops": ["Critique", "SicaAction", "SicaConfig", "SicaMachine", "SicaResult", "SicaStep",
+                         "compare_modes", "parse_critique", "run_sica"],
     "genesis_ps.testing": ["ScriptedModel", "TOYS", "ToyLM", "eos_toy", "exact", "random_toy", "sharp_toy"],
     "genesis_ps.cli": ["build_parser", "main"],
 }  # fmt: skip

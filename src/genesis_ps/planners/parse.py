@@ -300,6 +300,7 @@ def _build(raw: list[dict[str, Any]], request: str, max_tasks: int, repairs: lis
     if any(not i for i in ids):
         ids = [str(i) for i in range(1, len(raw) + 1)]
         repairs.append("numbered tasks that had no id")
+    untyped = [tid for r, tid in zip(raw, ids, strict=False) if not r.get("type")]
     for r, tid in zip(raw, ids, strict=False):
         desc = next((r[k] for k in _DESC_KEYS if isinstance(r.get(k), str) and r[k].strip()), "")
         desc = " ".join(desc.split())
@@ -323,7 +324,8 @@ def _build(raw: list[dict[str, Any]], request: str, max_tasks: int, repairs: lis
     problems = dag.problems(max_tasks=max_tasks)
     if problems:
         return ParseOutcome(None, form=form, repairs=repairs, problems=problems)
-    return ParseOutcome(dag.with_meta(form=form, repairs=list(repairs)), form=form, repairs=repairs)
+    meta = {"form": form, "repairs": list(repairs), "untyped": [t for t in untyped if t in dag.ids]}
+    return ParseOutcome(dag.with_meta(**meta), form=form, repairs=repairs)
 
 
 def _drop_repeats(tasks: list[Task], repairs: list[str]) -> list[Task]:
@@ -390,7 +392,7 @@ def _parse_worfbench(text: str, request: str, max_tasks: int) -> ParseOutcome:
         keys = list(nodes)
         for prev, cur in itertools.pairwise(keys):
             deps[cur].append(prev)
-    raw = [{"id": k, "description": v, "type": "general", "depends_on": deps[k]} for k, v in nodes.items()]
+    raw = [{"id": k, "description": v, "depends_on": deps[k]} for k, v in nodes.items()]  # WorFBench has no types
     return _build(raw, request, max_tasks, repairs, "worfbench")
 
 
