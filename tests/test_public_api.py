@@ -32,7 +32,8 @@ SURFACE: dict[str, list[str]] = {
     "genesis_ps.providers.hosted": ["AnthropicModel", "DEFAULT_MODELS", "GeminiModel", "OpenAIChatModel",
                                     "OpenAICompletionsModel", "build"],
     "genesis_ps.graph": [
-        "ChatModelAdapter", "DEFAULT_ROUTES", "GenerationPair", "GraphContext", "GraphState", "RouteContext",
+        "ChatModelAdapter", "DEFAULT_ROUTES", "GenerationPair", "GraphContext", "GraphState", "InputState",
+        "OutputState", "RouteContext",
         "RouteRegistry", "TaskOutcome", "build_generation_graph", "build_graph", "default_retry_policy",
         "in_rollout", "power_decision", "register_route", "request_id_for", "rollout_bucket",
     ],

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRIC_NAMES",
+    "PLANNED_FALLBACKS",
     "block_progress",
     "configure_tracing",
     "current_layer",
+    "end_run",
     "layer_scope",
     "metric_value",
     "metrics",
@@ -38,11 +40,13 @@ __all__ = [
     "record_call",
     "record_evaluation",
     "record_outcome",
+    "record_plan_fallback",
     "registry",
     "reset_metrics",
     "set_attributes",
     "span",
     "start_metrics_server",
+    "start_run",
 ]
 
 NAMESPACE = "genesis_ps"
@@ -65,6 +69,7 @@ METRIC_NAMES: dict[str, str] = {
     "genesis_ps_evaluations_total": "counter",
     "genesis_ps_graph_node_duration_seconds": "histogram",
     "genesis_ps_graph_node_runs_total": "counter",
+    "genesis_ps_plan_fallbacks_total": "counter",
 }
 """Every series family this module exports (name as scraped, without ``_bucket``/``_sum``/``_count``)."""
 
@@ -149,6 +154,13 @@ class _Metrics:
         self.node_runs = Counter(
             "graph_node_runs", "Graph node runs by node and status", ["node", "status"], namespace=ns, registry=r
         )
+        self.plan_fallbacks = Counter(
+            "plan_fallbacks",
+            "Decompositions that fell back to the rule-based planner, by reason (unparseable, invalid, ...)",
+            ["reason"],
+            namespace=ns,
+            registry=r,
+        )
 
 
 _METRICS: list[_Metrics | None] = [None]
@@ -178,9 +190,10 @@ def reset_metrics() -> None:
     _METRICS[0] = None
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> Any:
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> Any:
     """Serve :func:`registry` at ``http://addr:port/metrics``; returns what prometheus_client returns
-    (the server and its thread). ``port`` 0 picks a free port (``server.server_port``)."""
+    (the server and its thread). ``port`` 0 picks a free port (``server.server_port``). The default
+    address is loopback; pass ``addr="0.0.0.0"`` to let a Prometheus on another host scrape it."""
     from prometheus_client import start_http_server
 
     from genesis_ps.errors import ConfigError
@@ -216,12 +229,56 @@ def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _context(parent: Mapping[str, Any] | None) -> Any:
+    """An OpenTelemetry context whose current span is the one ``parent`` names (its hex ids), or None."""
+    if not parent or not parent.get("trace_id") or not parent.get("span_id"):
+        return None
+    from opentelemetry import trace
+
+    sc = trace.SpanContext(trace_id=int(parent["trace_id"], 16), span_id=int(parent["span_id"], 16),
+                           is_remote=False, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))  # fmt: skip
+    return trace.set_span_in_context(trace.NonRecordingSpan(sc))
+
+
 @contextlib.contextmanager
-def span(name: str, **attributes: Any) -> Iterator[Any]:
-    """A span named ``name`` (attributes with value None are left out). Exceptions are recorded on the
-    span and re-raised."""
-    with _tracer().start_as_current_span(name, attributes=_clean(attributes)) as sp:
+def span(name: str, parent: Mapping[str, Any] | None = None, /, **attributes: Any) -> Iterator[Any]:
+    """A span named ``name`` (attributes with value None are left out), a child of the current span or
+    of ``parent`` (a run's trace record). Exceptions are recorded on the span and re-raised."""
+    kw: dict[str, Any] = {"attributes": _clean(attributes)}
+    ctx = _context(parent)
+    if ctx is not None:
+        kw["context"] = ctx
+    with _tracer().start_as_current_span(name, **kw) as sp:
         yield sp
+
+
+_OPEN_RUNS: dict[str, Any] = {}
+_MAX_OPEN_RUNS = 256
+
+
+def start_run(name: str = "genesis_ps.run", **attributes: Any) -> dict[str, Any]:
+    """Open the span of one graph run (a child of the current span, if any) and return its trace record —
+    plain JSON (hex ids, ``request_id``, ``thread_id``) to keep in the graph state, so every node span,
+    in this process or after a resume, becomes its child: one trace per run. :func:`end_run` ends it."""
+    sp = _tracer().start_span(name, attributes=_clean(attributes))
+    run = {k: attributes.get(k) for k in ("request_id", "thread_id")}
+    sc = sp.get_span_context()
+    if not sc.is_valid:  # no SDK configured: nothing to parent on
+        sp.end()
+        return run
+    run |= {"trace_id": format(sc.trace_id, "032x"), "span_id": format(sc.span_id, "016x")}
+    while len(_OPEN_RUNS) >= _MAX_OPEN_RUNS:  # runs that never finished (interrupted and abandoned)
+        _OPEN_RUNS.pop(next(iter(_OPEN_RUNS))).end()
+    _OPEN_RUNS[str(run["span_id"])] = sp
+    return run
+
+
+def end_run(run: Mapping[str, Any] | None, **attributes: Any) -> None:
+    """End the run span :func:`start_run` opened (a no-op when it was opened in another process)."""
+    sp = _OPEN_RUNS.pop(str((run or {}).get("span_id")), None)
+    if sp is not None:
+        set_attributes(sp, **attributes)
+        sp.end()
 
 
 def set_attributes(sp: Any, **attributes: Any) -> None:
@@ -307,6 +364,16 @@ def record_outcome(result: GenerationResult, *, layer: str | None = None) -> Non
         m.generations.labels(lay, "single" if result.method == "single" else "power").inc()
 
 
+PLANNED_FALLBACKS = ("flag_off", "rollout", "disabled")
+"""Fallback reasons that are configured decisions, not failures: the alert and the dashboard's fallback
+panel leave them out (``reason!~"flag_off|rollout|disabled"``; a test checks both)."""
+
+
+def record_plan_fallback(reason: str) -> None:
+    """A decomposition that used the rule-based planner (``heuristic:<reason>``)."""
+    metrics().plan_fallbacks.labels(reason.removeprefix("heuristic:").split(":", 1)[0]).inc()
+
+
 def record_evaluation(evaluator: str, value: float | None, *, layer: str | None = None) -> None:
     """An evaluation: its score (when it succeeded) and its status."""
     m = metrics()
@@ -316,11 +383,15 @@ def record_evaluation(evaluator: str, value: float | None, *, layer: str | None 
 
 
 @contextlib.contextmanager
-def node_span(node: str, **attributes: Any) -> Iterator[Any]:
-    """A graph node run: a span ``genesis_ps.node.<node>`` plus duration and run-count metrics."""
+def node_span(node: str, *, parent: Mapping[str, Any] | None = None, **attributes: Any) -> Iterator[Any]:
+    """A graph node run: a span ``genesis_ps.node.<node>`` plus duration and run-count metrics. With
+    ``parent`` (a run's trace record, :func:`start_run`) the span is a child of the run's span and carries
+    its request and thread ids, wherever and whenever the node runs."""
     m, t0, status = metrics(), time.perf_counter(), "ok"
+    run = dict(parent or {})
+    attrs = {"request_id": run.get("request_id"), "thread_id": run.get("thread_id"), **attributes}
     try:
-        with span(f"genesis_ps.node.{node}", node=node, **attributes) as sp:
+        with span(f"genesis_ps.node.{node}", run, node=node, **attrs) as sp:
             yield sp
     except BaseException as exc:
         status = type(exc).__name__

@@ -12,7 +12,7 @@ from genesis_ps.errors import GenesisError
 __all__ = ["build_parser", "main"]
 
 # module name -> it defines ``register(subparsers)``; each registered parser sets ``func(args) -> int``.
-_COMMAND_MODULES = ("sample", "bench", "doctor", "graph")
+_COMMAND_MODULES = ("sample", "bench", "doctor", "graph", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
