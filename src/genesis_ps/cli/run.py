@@ -36,6 +36,7 @@ def register(sub: Any) -> None:
     r.add_argument("--code-tests", action="append", default=None, metavar="ASSERT",
                    help="a test for code tasks, e.g. 'assert add(2, 3) == 5' (repeatable): SE-Darwin evolves "
                         "against them in the sandbox; without tests it makes one candidate")  # fmt: skip
+    r.add_argument("--plan-attempts", type=int, default=2, help="decomposition attempts before the heuristic (2)")
     r.add_argument("--sica-max-iterations", type=int, default=None, help="answers SICA drafts at most (3; power 2)")
     r.add_argument("--darwin-max-generations", type=int, default=None, help="SE-Darwin generations (2)")
     r.add_argument("--darwin-offspring", type=int, default=None, help="SE-Darwin operators per generation (2)")
@@ -113,7 +114,7 @@ async def _run(args: argparse.Namespace, settings: Any, target: str, thread: str
     config: dict[str, Any] = {"configurable": {"thread_id": thread}}
     async with open_checkpointer(target) as saver:
         model = common.load_model(args, settings)
-        planner = {"max_depth": args.max_depth, "style": plan_style(args, settings)}
+        planner = {"max_depth": args.max_depth, "style": plan_style(args, settings), "max_attempts": args.plan_attempts}
         graph = build_graph(model, settings=settings, checkpointer=saver, task_max_new_tokens=args.task_max_new_tokens,
                             plan_max_new_tokens=args.plan_max_new_tokens, temperature=args.temperature,
                             plan_lam=args.plan_lam, planner_options=planner, **loops)  # fmt: skip

@@ -62,6 +62,10 @@ def _check(plan_max_new_tokens: int, task_max_new_tokens: int, temperature: floa
     bad = set(planner_options or {}) - allowed
     if bad:
         raise ConfigError("planner_options", f"unknown option(s) {sorted(bad)}; allowed: {sorted(allowed)}")
+    for key, low in (("max_attempts", 1), ("max_depth", 0), ("max_total_tasks", 1)):
+        v = (planner_options or {}).get(key, low)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(key, f"must be an integer >= {low}, got {v!r}")
     if node_timeout_s is not None and not node_timeout_s > 0:
         raise ConfigError("node_timeout_s", f"must be > 0 or None, got {node_timeout_s!r}")
 

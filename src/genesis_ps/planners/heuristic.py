@@ -56,10 +56,21 @@ def classify_types(
     return replace(dag, tasks=tuple(tasks)), sources
 
 
+_GROUPED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}|\"[^\"]*\"|`[^`]*`")
+_HIDE = str.maketrans({",": "\x00", ";": "\x01", ".": "\x02", ":": "\x03"})
+_SHOW = str.maketrans({"\x00": ",", "\x01": ";", "\x02": ".", "\x03": ":"})
+
+
+def _split(text: str) -> list[str]:
+    """Clauses of ``text`` — never cut inside brackets or quotes (``add(a, b)``, ``"x, y"``)."""
+    masked = _GROUPED.sub(lambda m: m.group(0).translate(_HIDE), text)
+    return [c.translate(_SHOW) for c in _SPLIT.split(masked) if c]
+
+
 def is_complex(task: Task, *, min_words: int = 14) -> bool:
     """Whether a task looks worth decomposing further: long, or several clauses."""
     words = len(task.description.split())
-    clauses = len([c for c in _SPLIT.split(task.description) if c and len(c.split()) >= 2])
+    clauses = len([c for c in _split(task.description) if len(c.split()) >= 2])
     return words >= min_words or clauses >= 3
 
 
@@ -68,7 +79,7 @@ def heuristic_decompose(request: str, *, max_tasks: int = 8) -> TaskDAG:
     the request has a single clause. Always returns a valid DAG for a non-empty request."""
     max_tasks = max(1, min(max_tasks, MAX_TASKS))
     text = " ".join(request.split())
-    clauses = [c.strip(" ,.;:-") for c in _SPLIT.split(text) if c and c.strip(" ,.;:-")]
+    clauses = [c.strip(" ,.;:-") for c in _split(text) if c and c.strip(" ,.;:-")]
     clauses = [c for c in clauses if len(c) >= 3] or [text or "the request"]
     if len(clauses) == 1:
         core = clauses[0]
