@@ -18,8 +18,18 @@ $(STAMP): pyproject.toml $(LOCK) requirements/models.txt
 
 install: $(STAMP)
 
+# The demo power-samples: the flags are on for this command only (defaults stay off). The loops' budgets
+# are sized to finish in about a minute on a 2-core CPU with the embedded 135M model.
+DEMO_ENV := POWER_SAMPLING_ENABLED=1 POWER_SAMPLING_HTDAG_ENABLED=1 POWER_SAMPLING_SICA_ENABLED=1 \
+	POWER_SAMPLING_SE_DARWIN_ENABLED=1 POWER_SAMPLING_HTDAG_N_MCMC=1 POWER_SAMPLING_HTDAG_BLOCK_SIZE=48 \
+	POWER_SAMPLING_SICA_N_MCMC=2 POWER_SAMPLING_SICA_BLOCK_SIZE=32 POWER_SAMPLING_SE_DARWIN_N_MCMC=2 \
+	POWER_SAMPLING_SE_DARWIN_BLOCK_SIZE=32 POWER_SAMPLING_SEED=0
+
 demo: $(STAMP)
-	$(BIN)/genesis-ps run "Plan a small static website: write the pages, add a contact form, and deploy it."
+	$(DEMO_ENV) $(BIN)/genesis-ps run \
+		"Work out how much 17 + 25 is, then write a Python function add(a, b) that returns the sum of a and b." \
+		--code-tests "assert add(17, 25) == 42" --task-max-new-tokens 48 --plan-max-new-tokens 96 \
+		--plan-attempts 1 --sica-max-iterations 1 --darwin-max-generations 1 --darwin-offspring 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import genesis_ps.cli.graph as cli_graph
+import genesis_ps.cli.common as cli_common
 from genesis_ps.cli import main
 from genesis_ps.errors import ProviderConnectionError
 from genesis_ps.sampling import Prompt
@@ -36,7 +36,7 @@ def respond(prompt: Prompt) -> str:
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     box: dict[str, Any] = {"model": ScriptedModel(respond)}
-    monkeypatch.setattr(cli_graph, "load_model", lambda args, settings: box["model"])
+    monkeypatch.setattr(cli_common, "load_model", lambda args, settings: box["model"])
     monkeypatch.setenv("GENESIS_PS_HOME", str(tmp_path))
     for k in list(os.environ):
         if k.startswith("POWER_SAMPLING_"):
@@ -85,7 +85,7 @@ def test_run_report_and_json(scripted: dict[str, Any], tmp_path: Path, capsys: p
     assert main(["run", "Make a website", "--json", "--thread-id", "t1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["thread_id"] == "t1" and out["summary"]["done"] == 2
-    assert out["outcomes"]["2"]["output"] == "did: Deploy the site"
+    assert out["tasks"][1]["output"] == "did: Deploy the site" and out["answer"] == "did: Deploy the site"
 
 
 def test_run_resume_continues_without_redoing_tasks(
@@ -147,9 +147,10 @@ def test_end_to_end_run_on_the_embedded_model(tmp_path: Path) -> None:
     assert s["tasks"] >= 1 and s["done"] + s["failed"] + s["skipped"] == s["tasks"]
     assert s["tokens_generated"] >= s["tokens_returned"] > 0
     # the plan was power-sampled on a model with log-probs (MH); its cost is measured, not assumed
-    assert out["plan"]["generation_fallbacks"] == [] and out["plan"]["methods_used"] == ["mh"]
-    assert out["plan"]["tokens_generated"] > 0
-    gens = [g for o in out["outcomes"].values() for g in o["generations"]]
+    plan = out["summary"]["plan"]
+    assert plan["generation_fallbacks"] == [] and plan["methods_used"] == ["mh"]
+    assert plan["tokens_generated"] > 0
+    gens = [g for o in out["tasks"] for g in o["generations"]]
     assert gens and all(g["method"] == "mh" and g["fallback"] is None for g in gens)
     assert s["cost_multiplier"] == round(s["tokens_generated"] / s["tokens_returned"], 4)
     assert (tmp_path / "checkpoints.sqlite").exists()
@@ -161,3 +162,40 @@ def test_decompose_with_power_and_quality_tilt(scripted: dict[str, Any], capsys:
     gen = out["generations"][0]
     assert out["methods_used"] == ["imh"] and gen["fallback"] is None and gen["reward"] == pytest.approx(out["quality"])
     assert out["cost_multiplier"] > 1.0  # several proposals were sampled per returned text (measured)
+
+
+def test_run_exits_non_zero_when_no_task_succeeded(
+    scripted: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    scripted["model"] = ScriptedModel(lambda p: PLAN if "Your task:" not in p.flat_text() else "")  # empty answers
+    assert main(["run", "Make a website", "--thread-id", "t-empty"]) == 1
+    cap = capsys.readouterr()
+    assert "no task succeeded (1 failed, 1 skipped)" in cap.err
+    assert "[1] (writing, typed by model) Write the pages  — failed via default" in cap.out
+
+
+def test_run_report_shows_method_acceptance_cost_and_fallback_per_task(
+    scripted: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on = {"POWER_SAMPLING_ENABLED": "1", "POWER_SAMPLING_HTDAG_ENABLED": "1", "POWER_SAMPLING_HTDAG_METHOD": "imh",
+          "POWER_SAMPLING_HTDAG_N_MCMC": "2"}  # fmt: skip
+    for k, v in on.items():
+        monkeypatch.setenv(k, v)
+    assert main(["run", "Make a website"]) == 0
+    out = capsys.readouterr().out
+    assert "method imh, acceptance " in out and "cost ×3.00" in out and "fallbacks: none" in out
+
+
+def test_checkpoint_db_urls_and_metrics_addr(
+    scripted: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["run", "Make a website", "--checkpoint-db", "mysql://u@h/db"]) == 2
+    err = capsys.readouterr().err
+    assert "--checkpoint-db" in err and "unsupported checkpoint URL scheme 'mysql'" in err
+    import genesis_ps.observability as obs
+
+    bound: list[tuple[int, str]] = []
+    monkeypatch.setattr(obs, "start_metrics_server", lambda port, addr="?": bound.append((port, addr)))
+    assert main(["run", "Make a website", "--metrics-port", "9464"]) == 0
+    assert main(["run", "Make a website", "--metrics-port", "9465", "--metrics-addr", "0.0.0.0"]) == 0
+    assert bound == [(9464, "127.0.0.1"), (9465, "0.0.0.0")]

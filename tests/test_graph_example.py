@@ -18,6 +18,9 @@ def test_parent_app_example_runs_scripted() -> None:
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "3/3 tasks done" in proc.stdout
-    assert "Done: Deploy the site" in proc.stdout
-    assert "way 3 (chat model):" in proc.stdout
+    out = proc.stdout
+    assert "way 1 (as a node): 2 replies" in out and "way 2 (from a node): 2 replies" in out
+    # each turn of the conversation was planned afresh: the second reply answers the second request
+    assert out.count("AI: Done: Check: Now write the launch announcement.") == 2
+    assert "(2/2 tasks, cost ×1.0)" in out
+    assert "way 3 (chat model fallback): 'site deployed' via langchain/FakeListChatModel" in out

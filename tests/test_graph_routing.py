@@ -159,9 +159,10 @@ async def test_plan_quality_tilt_reaches_the_sampler() -> None:
     plain = RouteRegistry(builtin={})
     model = ScriptedModel(lambda p: "an answer" if "Your task:" in p.flat_text() else good)
     out = await build_graph(model, settings=on, plan_lam=2.0, routes=plain).ainvoke({"request": "Make a website"})
-    assert out["plan"]["fallback"] is None and out["fallbacks"] == []
+    plan = out["summary"]["plan"]
+    assert plan["fallback"] is None and out["summary"]["fallbacks"] == []
     # the tilt reached the sampler: the plan's generation records the evaluator's reward of its text
-    gen = out["plan"]["generations"][0]
-    assert gen["method"] == "imh" and gen["reward"] == pytest.approx(out["plan"]["quality"])
+    gen = plan["generations"][0]
+    assert gen["method"] == "imh" and gen["reward"] == pytest.approx(plan["quality"])
     with pytest.raises(ConfigError, match="plan_lam"):
         build_graph(ScriptedModel(["x"]), settings=on, plan_lam=-1.0)

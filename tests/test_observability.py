@@ -136,3 +136,35 @@ def test_layer_scope_nests_and_restores() -> None:
             assert obs.current_layer() == "sica"
         assert obs.current_layer() == "htdag"
     assert obs.current_layer() == "direct"
+
+
+def test_dashboard_and_alert_agree_on_which_fallbacks_count() -> None:
+    """Configured decisions (flag_off, rollout, disabled) are not failures: the alert and the dashboard's
+    fallback-rate panel leave out exactly the reasons observability.PLANNED_FALLBACKS names."""
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus-alerts.yml").read_text())["groups"]
+    alert = next(r["expr"] for g in rules for r in g["rules"] if r["alert"] == "GenesisPsFallbackRateHigh")
+    dash = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    panel = next(t["expr"] for p in dash["panels"] if "fallback rate" in p["title"].lower() for t in p["targets"])
+    planned = "|".join(obs.PLANNED_FALLBACKS)
+    for expr in (alert, panel):
+        assert re.findall(r'genesis_ps_fallbacks_total\{reason!~"([^"]+)"\}', expr) == [planned], expr
+    assert "flag_off" in planned and "disabled" in planned
+    assert any("genesis_ps_plan_fallbacks_total" in t["expr"] for p in dash["panels"] for t in p["targets"])
+
+
+def test_plan_fallback_is_counted(spans: InMemorySpanExporter) -> None:
+    from genesis_ps import build_graph
+    from genesis_ps.graph import RouteRegistry
+    from genesis_ps.settings import Settings
+
+    g = build_graph(ScriptedModel(["no plan here, sorry"]), settings=Settings(), routes=RouteRegistry(builtin={}))
+    out = g.invoke({"request": "Paint the fence, then wash the car"})
+    assert out["summary"]["plan_fallback"] == "heuristic:unparseable"
+    assert value("genesis_ps_plan_fallbacks_total", reason="unparseable") == 1
+    assert value("genesis_ps_graph_node_runs_total", node="plan_heuristic", status="ok") == 1
+
+
+def test_metrics_server_binds_loopback_by_default() -> None:
+    import inspect
+
+    assert inspect.signature(obs.start_metrics_server).parameters["addr"].default == "127.0.0.1"

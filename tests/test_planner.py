@@ -170,3 +170,19 @@ def test_prompt_is_short_with_one_example() -> None:
     p = decomposition_prompt("Do a thing")
     assert isinstance(p, Prompt) and len(p.flat_text()) < 900
     assert [r for r, _ in p.messages] == ["system", "user", "assistant", "user"]
+
+
+def test_heuristic_never_splits_inside_brackets_and_rules_type_untyped_tasks() -> None:
+    from genesis_ps.planners import classify_types, parse_dag
+
+    d = heuristic_decompose("Work out how much 17 + 25 is, then write a Python function add(a, b) that sums them.")
+    assert [(t.type, t.description) for t in d.tasks] == [
+        ("reasoning", "Work out how much 17 + 25 is"),
+        ("code", "Write a Python function add(a, b) that sums them"),
+    ]
+    po = parse_dag("Node:\n1: Work out 2 + 2\n2: Write a Python function\nEdge: (START,1) (1,2) (2,END)")
+    assert po.dag is not None and po.dag.meta["untyped"] == ["1", "2"]  # WorFBench lines carry no type
+    typed, sources = classify_types(po.dag, po.dag.meta["untyped"])
+    assert [t.type for t in typed.tasks] == ["reasoning", "code"] and sources == {"1": "rules", "2": "rules"}
+    po = parse_dag('{"tasks": [{"id": "1", "description": "Write a Python function", "type": "general"}]}')
+    assert po.dag is not None and classify_types(po.dag, po.dag.meta["untyped"])[1] == {"1": "model"}

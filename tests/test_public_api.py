@@ -32,13 +32,15 @@ SURFACE: dict[str, list[str]] = {
     "genesis_ps.providers.hosted": ["AnthropicModel", "DEFAULT_MODELS", "GeminiModel", "OpenAIChatModel",
                                     "OpenAICompletionsModel", "build"],
     "genesis_ps.graph": [
-        "ChatModelAdapter", "DEFAULT_ROUTES", "GenerationPair", "GraphContext", "GraphState", "RouteContext",
+        "ChatModelAdapter", "DEFAULT_ROUTES", "GenerationPair", "GraphContext", "GraphState", "InputState",
+        "OutputState", "RouteContext",
         "RouteRegistry", "TaskOutcome", "build_generation_graph", "build_graph", "default_retry_policy",
         "in_rollout", "power_decision", "register_route", "request_id_for", "rollout_bucket",
     ],
     "genesis_ps.planners": [
         "Decomposition", "DecompositionEvaluator", "MAX_REQUEST_CHARS", "MAX_TASKS", "ParseOutcome",
-        "TASK_TYPES", "Task", "TaskDAG", "check_request", "decompose", "decomposition_prompt", "find_cycle",
+        "PlanAction", "PlanMachine", "TASK_TYPES", "Task", "TaskDAG", "check_request", "classify_types",
+        "decompose", "decomposition_prompt", "find_cycle",
         "guess_type", "heuristic_decompose", "is_complex", "parse_dag", "score_dag", "task_prompt",
     ],
     "genesis_ps.evaluators": [
@@ -51,9 +53,10 @@ SURFACE: dict[str, list[str]] = {
         "extract_code", "initial", "parse_strategy", "power_sampling", "recombination", "refinement",
         "revision",
     ],
-    "genesis_ps.loops": ["Critique", "SicaConfig", "SicaResult", "SicaStep", "compare_modes", "parse_critique",
-                         "run_sica"],
-    "genesis_ps.testing": ["ScriptedModel", "TOYS", "ToyLM", "eos_toy", "exact", "random_toy", "sharp_toy", "trap_toy"],
+    "genesis_ps.loops": ["Critique", "SicaAction", "SicaConfig", "SicaMachine", "SicaResult", "SicaStep",
+                         "compare_modes", "parse_critique", "run_sica"],
+    "genesis_ps.testing": ["ScriptedModel", "TOYS", "ToyLM", "eos_toy", "exact", "random_toy", "sharp_toy",
+                           "trap_toy"],
     "genesis_ps.cli": ["build_parser", "main"],
     "genesis_ps.softprompt": [
         "FrozenLM", "Prepared", "QAPair", "SoftPromptConfig", "arith_pairs", "classify_curve", "load_pairs",

@@ -31,7 +31,15 @@ from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward
 
-__all__ = ["Generator", "fallback_reason", "generate", "model_generator", "power_sample", "single_shot"]
+__all__ = [
+    "Generator",
+    "fallback_reason",
+    "generate",
+    "model_generator",
+    "power_sample",
+    "single_shot",
+    "unanswered",
+]
 
 
 async def power_sample(
@@ -131,7 +139,9 @@ async def generate(
     The fallback is never silent: ``result.fallback`` holds the reason (``disabled``, ``no_logprobs``,
     ``circuit_open``, ``budget``, ``provider_error:…``, ``sampling_error:…``) and, when an error caused it,
     ``result.extra["fallback_error"]`` its message. Invalid parameters are not a reason to fall back:
-    :class:`ConfigError` propagates.
+    :class:`ConfigError` propagates. The fallback runs on ``fallback_model`` when one is given
+    (``result.extra["fallback_model"]`` names it); when the model it runs on has an open circuit breaker,
+    the result is :func:`unanswered` (empty text, ``extra["error"]``) rather than an exception.
     """
     p = params or SamplerParams()
     with obs.span("genesis_ps.generate", method=p.method, power=power, provider=model.provider,
@@ -162,12 +172,37 @@ async def _generate(
         except (GenesisError, TimeoutError) as exc:
             reason, error = fallback_reason(exc), str(exc) or type(exc).__name__
     fb = fallback_model or model
-    result = await single_shot(fb, prompt, max_new_tokens=p.max_new_tokens, temperature=p.temperature, seed=p.seed)
+    is_fallback = not (not power and reason == "disabled" and p.method == "single")
+    try:
+        result = await single_shot(fb, prompt, max_new_tokens=p.max_new_tokens, temperature=p.temperature,
+                                   seed=p.seed)  # fmt: skip
+    except CircuitOpenError as exc:
+        if not is_fallback:
+            raise
+        return unanswered(fb, p, reason, exc, distinct=fallback_model is not None)
     result.requested_method = p.method
-    result.fallback = None if (not power and reason == "disabled" and p.method == "single") else reason
-    if error:
+    result.fallback = reason if is_fallback else None
+    if is_fallback and error:
         result.extra["fallback_error"] = error[:500]
+    if is_fallback and fallback_model is not None:
+        result.extra["fallback_model"] = f"{fb.provider}/{fb.model}"
     return result
+
+
+def unanswered(
+    model: TokenModel, p: SamplerParams, reason: str, exc: BaseException, *, distinct: bool
+) -> GenerationResult:
+    """The result of a fallback that could not answer (its model's circuit breaker is open): empty text,
+    the reason, and ``extra["error"]`` saying what happened and what to configure — instead of raising
+    from inside the fallback."""
+    hint = ("the fallback model's breaker is open too" if distinct else
+            "no distinct fallback model is configured (chat_model=, or POWER_SAMPLING_FALLBACK_PROVIDER / "
+            "POWER_SAMPLING_FALLBACK_MODEL)")  # fmt: skip
+    return GenerationResult(
+        text="", method="single", provider=model.provider, model=model.model, alpha=None, tokens_generated=0,
+        tokens_returned=0, latency_s=0.0, seed=p.seed, fallback=reason, requested_method=p.method,
+        extra={"error": f"unanswered: {type(exc).__name__}: {exc}; {hint}", "unanswered": True},
+    )  # fmt: skip
 
 
 class Generator(Protocol):

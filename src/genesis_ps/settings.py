@@ -51,6 +51,8 @@ _GLOBAL_KEYS: dict[str, type] = {
     "ROLLOUT_PERCENT": float,
     "PROVIDER": str,
     "MODEL": str,
+    "FALLBACK_PROVIDER": str,
+    "FALLBACK_MODEL": str,
     "TIMEOUT_S": float,
     "MAX_RETRIES": int,
     "BREAKER_FAIL_MAX": int,
@@ -102,6 +104,9 @@ class Settings:
     """Share of requests (deterministic per request id) that power-sample when enabled."""
     provider: str = "embedded"
     model: str | None = None
+    fallback_provider: str | None = None
+    """Provider of the single-shot fallback model (None: fall back on the primary model)."""
+    fallback_model: str | None = None
     timeout_s: float = 120.0
     max_retries: int = 3
     breaker_fail_max: int = 5
@@ -165,6 +170,8 @@ class Settings:
             provider=str(g.get("PROVIDER", "embedded")),
             model=(str(g["MODEL"]) if "MODEL" in g else None),
             allow_weak_sandbox=bool(g.get("ALLOW_WEAK_SANDBOX", False)),
+            fallback_provider=(str(g["FALLBACK_PROVIDER"]) if "FALLBACK_PROVIDER" in g else None),
+            fallback_model=(str(g["FALLBACK_MODEL"]) if "FALLBACK_MODEL" in g else None),
             **kw,
         )
 

@@ -13,12 +13,12 @@ from genesis_ps.errors import GenesisError
 __all__ = ["build_parser", "main"]
 
 # module name -> it defines ``register(subparsers)``; each registered parser sets ``func(args) -> int``.
-_COMMAND_MODULES = ("sample", "bench", "doctor", "graph", "geometry", "softprompt")
+_COMMAND_MODULES = ("sample", "bench", "doctor", "graph", "run", "geometry", "softprompt")
 
 _EXTRA_FOR = {
     "scipy": "bench", "matplotlib": "bench", "sympy": "math", "torch": "local", "transformers": "local",
     "gguf": "local", "accelerate": "local", "openai": "openai", "anthropic": "anthropic", "google": "gemini",
-    "sklearn": "geometry", "yaml": "geometry",
+    "sklearn": "geometry", "yaml": "geometry", "psycopg": "postgres",
 }  # fmt: skip
 """Optional packages the commands may need, and the extra that installs each."""
 

@@ -15,7 +15,16 @@ from genesis_ps.sampling.params import SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 
-__all__ = ["GenerateFn", "Handler", "RouteContext", "TaskOutcome", "pair_generator", "task_text"]
+__all__ = [
+    "GenerateFn",
+    "Handler",
+    "RouteContext",
+    "TaskOutcome",
+    "finished",
+    "pair_generator",
+    "task_text",
+    "task_text_for",
+]
 
 
 @dataclass
@@ -42,10 +51,11 @@ class TaskOutcome:
     def tokens_returned(self) -> int:
         return sum(int(g.get("tokens_returned", 0)) for g in self.generations)
 
-    def add_generation(self, g: GenerationResult) -> None:
-        self.generations.append(g.to_dict())
-        if g.fallback:
-            self.fallbacks.append(g.fallback)
+    def add_generation(self, g: GenerationResult | Mapping[str, Any]) -> None:
+        d = g.to_dict() if isinstance(g, GenerationResult) else dict(g)
+        self.generations.append(d)
+        if d.get("fallback"):
+            self.fallbacks.append(str(d["fallback"]))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,8 +99,21 @@ Handler = Callable[[Task, Mapping[str, TaskOutcome], RouteContext], Awaitable[Ta
 
 def task_text(task: Task, deps: Mapping[str, TaskOutcome], ctx: RouteContext) -> str:
     """The task as one text: the overall goal, the dependencies' outputs (trimmed), the task itself."""
-    context = [(d, deps[d].output) for d in task.depends_on if d in deps]
-    return task_prompt(ctx.request, task.description, context).messages[-1][1]
+    return task_text_for(ctx.request, task, {k: v.to_dict() for k, v in deps.items()})
+
+
+def task_text_for(request: str, task: Task, deps: Mapping[str, Mapping[str, Any]]) -> str:
+    """:func:`task_text` over outcome dicts (as the graph state holds them)."""
+    context = [(d, str(deps[d].get("output", ""))) for d in task.depends_on if d in deps]
+    return task_prompt(request, task.description, context).messages[-1][1]
+
+
+def finished(outcome: TaskOutcome) -> dict[str, Any]:
+    """A task subgraph's final update: the outcome under the namespaced key (and a ``task_end`` event)."""
+    from genesis_ps.graph.wire import emit
+
+    emit({"event": "task_end", "task_id": outcome.task_id, "status": outcome.status, "fallbacks": outcome.fallbacks})
+    return {"genesis_ps": {"outcomes": {outcome.task_id: outcome.to_dict()}}}
 
 
 def pair_generator(ctx: RouteContext, layer: str, sink: list[GenerationResult]) -> Generator:

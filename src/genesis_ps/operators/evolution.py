@@ -13,6 +13,10 @@ The loop stops at the first of: a trajectory reaching ``target_score`` (``target
 (``generation_cap``), or the token / call budget being spent (``budget``; checked before each operator
 call, so the last call may overshoot by at most one generation's tokens). Operator calls run one after
 another so that budget checks are exact in calls.
+
+The steps (:func:`initial_operator`, :func:`choose_offspring`, :func:`budget_spent`,
+:func:`generation_rng`) are shared with the graph's ``darwin`` subgraph, which runs a generation's
+operators in parallel (``Send``), each chosen from the archive as it stood when the generation began.
 """
 
 from __future__ import annotations
@@ -27,10 +31,18 @@ from genesis_ps import observability as obs
 from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators.base import Evaluator
 from genesis_ps.generation import Generator
-from genesis_ps.operators.ops import DarwinContext, initial, power_sampling, recombination, refinement, revision
+from genesis_ps.operators.ops import DarwinContext, apply_operator
 from genesis_ps.operators.trajectory import Archive, Trajectory
 
-__all__ = ["EvolutionConfig", "EvolutionResult", "evolve"]
+__all__ = [
+    "EvolutionConfig",
+    "EvolutionResult",
+    "budget_spent",
+    "choose_offspring",
+    "evolve",
+    "generation_rng",
+    "initial_operator",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +114,51 @@ class EvolutionResult:
         }
 
 
+def generation_rng(seed: int, generation: int) -> np.random.Generator:
+    """The parent-selection generator of one generation (seeded by ``(seed, generation)``, so a resumed
+    evolution draws the same parents)."""
+    return np.random.default_rng([seed, generation])
+
+
+def initial_operator(cfg: EvolutionConfig, index: int) -> str:
+    """The operator of the ``index``-th initial member: power sampling for the first when ``power``."""
+    return "power_sampling" if cfg.power and index == 0 else "initial"
+
+
+def budget_spent(cfg: EvolutionConfig, calls: int, tokens: int) -> bool:
+    """Whether the call or token budget is used up."""
+    return (cfg.max_calls is not None and calls >= cfg.max_calls) or (
+        cfg.max_tokens is not None and tokens >= cfg.max_tokens
+    )
+
+
+def choose_offspring(
+    archive: Archive, rng: np.random.Generator, cfg: EvolutionConfig, slot: int
+) -> tuple[str, tuple[Trajectory, ...]]:
+    """The operator and parents of one offspring slot (see the module docstring); every parent chosen
+    counts a use in ``archive``."""
+    if cfg.power and slot == 0:
+        top = archive.best()
+        if top is not None:
+            archive.uses[top.id] += 1
+        return "power_sampling", (() if top is None else (top,))
+    (parent,) = archive.select(rng, record=False)
+    if parent.fitness < cfg.failure_below:
+        archive.uses[parent.id] += 1
+        return "revision", (parent,)
+    if (slot - int(cfg.power)) % 2 == 1 and len(archive) >= 2:
+        others = [t for t in archive if t.id != parent.id]
+        w = archive.weights()
+        p = np.array([w[t.id] for t in others])
+        other = others[int(rng.choice(len(others), p=p / p.sum()))]
+        archive.uses[parent.id] += 1
+        archive.uses[other.id] += 1
+        return "recombination", (parent, other)
+    best = archive.best() or parent
+    archive.uses[best.id] += 1
+    return "refinement", (best,)
+
+
 async def evolve(
     task: str,
     generate: Generator,
@@ -116,16 +173,10 @@ async def evolve(
     if not isinstance(task, str) or not task.strip():
         raise ConfigError("task", "must be a non-empty string")
     cfg = config or EvolutionConfig()
-    rng = np.random.default_rng(cfg.seed)
     ctx = DarwinContext(
         task=task, generate=generate, evaluator=evaluator, eval_context=eval_context, language=language, extract=extract
     )
     res = EvolutionResult(best=None, archive=Archive(floor=cfg.floor), generations=0, stop_reason="")
-
-    def spent() -> bool:
-        return (cfg.max_calls is not None and res.model_calls >= cfg.max_calls) or (
-            cfg.max_tokens is not None and res.tokens_generated >= cfg.max_tokens
-        )
 
     def keep(t: Trajectory) -> bool:
         res.archive.add(t)
@@ -138,11 +189,10 @@ async def evolve(
 
     with obs.span("genesis_ps.darwin.evolve", max_generations=cfg.max_generations, power=cfg.power) as sp:
         for i in range(cfg.initial_population):
-            if spent():
+            if budget_spent(cfg, res.model_calls, res.tokens_generated):
                 res.stop_reason = "budget"
                 break
-            t = await (power_sampling(ctx, None, 0) if cfg.power and i == 0 else initial(ctx, 0))
-            if keep(t):
+            if keep(await apply_operator(ctx, initial_operator(cfg, i), (), 0)):
                 res.stop_reason = "target"
                 break
         while not res.stop_reason:
@@ -150,12 +200,13 @@ async def evolve(
                 res.stop_reason = "generation_cap"
                 break
             res.generations += 1
+            rng = generation_rng(cfg.seed, res.generations)
             for slot in range(cfg.offspring):
-                if spent():
+                if budget_spent(cfg, res.model_calls, res.tokens_generated):
                     res.stop_reason = "budget"
                     break
-                t = await _offspring(ctx, res.archive, rng, cfg, slot, res.generations)
-                if keep(t):
+                op, parents = choose_offspring(res.archive, rng, cfg, slot)
+                if keep(await apply_operator(ctx, op, parents, res.generations)):
                     res.stop_reason = "target"
                     break
         res.best = res.archive.best()
@@ -168,28 +219,3 @@ async def evolve(
             tokens_generated=res.tokens_generated,
         )
     return res
-
-
-async def _offspring(
-    ctx: DarwinContext, archive: Archive, rng: np.random.Generator, cfg: EvolutionConfig, slot: int, gen: int
-) -> Trajectory:
-    if cfg.power and slot == 0:
-        top = archive.best()
-        if top is not None:
-            archive.uses[top.id] += 1
-        return await power_sampling(ctx, top, gen)
-    (parent,) = archive.select(rng, record=False)
-    if parent.fitness < cfg.failure_below:
-        archive.uses[parent.id] += 1
-        return await revision(ctx, parent, gen)
-    if (slot - int(cfg.power)) % 2 == 1 and len(archive) >= 2:
-        others = [t for t in archive if t.id != parent.id]
-        w = archive.weights()
-        p = np.array([w[t.id] for t in others])
-        other = others[int(rng.choice(len(others), p=p / p.sum()))]
-        archive.uses[parent.id] += 1
-        archive.uses[other.id] += 1
-        return await recombination(ctx, parent, other, gen)
-    best = archive.best() or parent
-    archive.uses[best.id] += 1
-    return await refinement(ctx, best, gen)

@@ -9,6 +9,10 @@
 Every operator records the generation's measured tokens, requests, method and fallback on the
 trajectory, scores the extracted candidate with :func:`~genesis_ps.evaluators.base.safe_evaluate` (a
 failed evaluation stays ``score=None``), and runs inside a span (``genesis_ps.darwin.<operator>``).
+
+One call is three steps — :func:`operator_prompt`, the generation, :func:`make_trajectory` — so the
+graph's ``darwin`` subgraph runs them as nodes (the generation through its power_sample / single_shot
+pair, the scoring in a sandboxed evaluation node).
 """
 
 from __future__ import annotations
@@ -21,15 +25,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genesis_ps import observability as obs
+from genesis_ps.errors import ConfigError
 from genesis_ps.evaluators.base import Evaluator, Score, safe_evaluate
 from genesis_ps.evaluators.code import extract_code
 from genesis_ps.generation import Generator
-from genesis_ps.operators.trajectory import Trajectory
+from genesis_ps.operators.trajectory import OPERATORS, Trajectory
 from genesis_ps.sampling.protocol import Prompt
+from genesis_ps.sampling.result import GenerationResult
 
 __all__ = [
+    "SYSTEM",
     "DarwinContext",
+    "apply_operator",
+    "candidate_of",
     "initial",
+    "make_trajectory",
+    "operator_prompt",
     "parse_strategy",
     "power_sampling",
     "recombination",
@@ -37,7 +48,7 @@ __all__ = [
     "revision",
 ]
 
-_SYSTEM = "You are an expert programmer. Answer with one line 'STRATEGY: <one sentence>' and then the complete code."
+SYSTEM = "You are an expert programmer. Answer with one line 'STRATEGY: <one sentence>' and then the complete code."
 _STRATEGY = re.compile(r"^[\s>*#_-]*strategy[\s*_]*[:\-–]\s*(?P<s>.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -85,16 +96,42 @@ def _score_str(t: Trajectory) -> str:
     return "failed evaluation" if t.score is None else f"{t.score:.2f}"
 
 
-async def _make(
-    ctx: DarwinContext,
+def candidate_of(text: str, language: str = "python", extract: bool = True) -> str:
+    """The candidate in a model answer: its fenced code (``extract``), else the whole answer."""
+    return extract_code(text, language) if extract else text.strip()
+
+
+def make_trajectory(
+    tid: str,
     operator: str,
-    prompt_text: str,
     parents: tuple[Trajectory, ...],
     generation: int,
+    result: GenerationResult,
+    candidate: str,
+    score: Score,
     *,
-    power: bool,
     default_strategy: str,
 ) -> Trajectory:
+    """The scored trajectory one operator call produced (measured tokens, requests, method, fallback)."""
+    return Trajectory(
+        id=tid,
+        candidate=candidate,
+        score=score.value,
+        operator=operator,
+        parent_ids=tuple(p.id for p in parents),
+        strategy=parse_strategy(result.text) or default_strategy,
+        generation=generation,
+        text=result.text,
+        score_details={**dict(score.details), "error": score.error, "evaluator": score.evaluator},
+        tokens_generated=result.tokens_generated,
+        requests=result.requests,
+        method=result.method,
+        fallback=result.fallback,
+    )
+
+
+async def _make(ctx: DarwinContext, operator: str, parents: tuple[Trajectory, ...], generation: int) -> Trajectory:
+    prompt, power, default_strategy = operator_prompt(ctx.task, operator, parents, ctx.language)
     with (
         obs.layer_scope(ctx.layer),
         obs.span(
@@ -104,24 +141,11 @@ async def _make(
             parents=",".join(p.id for p in parents),
         ) as sp,
     ):
-        result = await ctx.generate(Prompt.user(prompt_text, system=_SYSTEM), power=power)
-        candidate = extract_code(result.text, ctx.language) if ctx.extract else result.text.strip()
+        result = await ctx.generate(prompt, power=power)
+        candidate = candidate_of(result.text, ctx.language, ctx.extract)
         score = await _evaluate(ctx, candidate)
-        t = Trajectory(
-            id=ctx.new_id(),
-            candidate=candidate,
-            score=score.value,
-            operator=operator,
-            parent_ids=tuple(p.id for p in parents),
-            strategy=parse_strategy(result.text) or default_strategy,
-            generation=generation,
-            text=result.text,
-            score_details={**dict(score.details), "error": score.error, "evaluator": score.evaluator},
-            tokens_generated=result.tokens_generated,
-            requests=result.requests,
-            method=result.method,
-            fallback=result.fallback,
-        )
+        t = make_trajectory(ctx.new_id(), operator, parents, generation, result, candidate, score,
+                            default_strategy=default_strategy)  # fmt: skip
         obs.set_attributes(sp, trajectory=t.id, score=t.score, method=t.method, fallback_reason=t.fallback)
     return t
 
@@ -134,78 +158,81 @@ async def _evaluate(ctx: DarwinContext, candidate: str) -> Score:
     return score
 
 
+def operator_prompt(
+    task: str, operator: str, parents: tuple[Trajectory, ...], language: str = "python"
+) -> tuple[Prompt, bool, str]:
+    """``(prompt, power, default strategy)`` of one operator call on ``parents`` (none for ``initial``
+    and a first ``power_sampling``; one for ``revision``, ``refinement`` and an improving
+    ``power_sampling``; two for ``recombination``)."""
+    lang = language
+    if operator == "initial":
+        text = f"Task:\n{task}\n\nWrite a complete {lang} solution in one fenced code block."
+        return Prompt.user(text, system=SYSTEM), False, "direct attempt"
+    if operator == "revision":
+        (failed,) = parents
+        text = (
+            f"Task:\n{task}\n\nA previous attempt failed (score {_score_str(failed)}).\n"
+            f"Its strategy: {failed.strategy}\nIts code:\n{_fence(failed, lang)}\n"
+            f"What went wrong: {_feedback(failed)}\n\n"
+            "Choose a DIFFERENT strategy that avoids this failure, state it, and write the complete new solution."
+        )
+        return Prompt.user(text, system=SYSTEM), False, f"new strategy after the failure of {failed.id}"
+    if operator == "recombination":
+        a, b = parents
+        text = (
+            f"Task:\n{task}\n\nTwo candidate solutions.\n"
+            f"Candidate A (score {_score_str(a)}; strategy: {a.strategy}; problems: {_feedback(a)}):\n"
+            f"{_fence(a, lang)}\n"
+            f"Candidate B (score {_score_str(b)}; strategy: {b.strategy}; problems: {_feedback(b)}):\n"
+            f"{_fence(b, lang)}\n\n"
+            "Combine the strongest parts of both into one complete solution that fixes the problems of each."
+        )
+        return Prompt.user(text, system=SYSTEM), False, f"recombination of {a.id} and {b.id}"
+    if operator == "refinement":
+        (best,) = parents
+        text = (
+            f"Task:\n{task}\n\nThe best solution so far (score {_score_str(best)}; strategy: {best.strategy}):\n"
+            f"{_fence(best, lang)}\nRemaining problems: {_feedback(best)}\n\n"
+            "Refine it: fix the remaining problems, remove dead or redundant code, keep what works. "
+            "Write the complete refined solution."
+        )
+        return Prompt.user(text, system=SYSTEM), False, f"refinement of {best.id}"
+    if operator == "power_sampling":
+        if not parents:
+            text = f"Task:\n{task}\n\nWrite a complete, correct {lang} solution in one fenced code block."
+            return Prompt.user(text, system=SYSTEM), True, "power-sampled candidate"
+        (parent,) = parents
+        text = (
+            f"Task:\n{task}\n\nCurrent solution (score {_score_str(parent)}):\n{_fence(parent, lang)}\n"
+            f"Problems: {_feedback(parent)}\n\nWrite an improved, complete solution."
+        )
+        return Prompt.user(text, system=SYSTEM), True, f"power-sampled candidate improving {parent.id}"
+    raise ConfigError("operator", f"unknown operator {operator!r}; choose one of {', '.join(OPERATORS)}")
+
+
+async def apply_operator(
+    ctx: DarwinContext, operator: str, parents: tuple[Trajectory, ...], generation: int
+) -> Trajectory:
+    """Ask the model for one candidate with ``operator`` on ``parents``, score it, return the trajectory."""
+    return await _make(ctx, operator, parents, generation)
+
+
 async def initial(ctx: DarwinContext, generation: int = 0) -> Trajectory:
-    text = f"Task:\n{ctx.task}\n\nWrite a complete {ctx.language} solution in one fenced code block."
-    return await _make(ctx, "initial", text, (), generation, power=False, default_strategy="direct attempt")
+    return await _make(ctx, "initial", (), generation)
 
 
 async def revision(ctx: DarwinContext, failed: Trajectory, generation: int) -> Trajectory:
-    text = (
-        f"Task:\n{ctx.task}\n\nA previous attempt failed (score {_score_str(failed)}).\n"
-        f"Its strategy: {failed.strategy}\nIts code:\n{_fence(failed, ctx.language)}\n"
-        f"What went wrong: {_feedback(failed)}\n\n"
-        "Choose a DIFFERENT strategy that avoids this failure, state it, and write the complete new solution."
-    )
-    return await _make(
-        ctx,
-        "revision",
-        text,
-        (failed,),
-        generation,
-        power=False,
-        default_strategy=f"new strategy after the failure of {failed.id}",
-    )
+    return await _make(ctx, "revision", (failed,), generation)
 
 
 async def recombination(ctx: DarwinContext, a: Trajectory, b: Trajectory, generation: int) -> Trajectory:
-    text = (
-        f"Task:\n{ctx.task}\n\nTwo candidate solutions.\n"
-        f"Candidate A (score {_score_str(a)}; strategy: {a.strategy}; problems: {_feedback(a)}):\n"
-        f"{_fence(a, ctx.language)}\n"
-        f"Candidate B (score {_score_str(b)}; strategy: {b.strategy}; problems: {_feedback(b)}):\n"
-        f"{_fence(b, ctx.language)}\n\n"
-        "Combine the strongest parts of both into one complete solution that fixes the problems of each."
-    )
-    return await _make(
-        ctx,
-        "recombination",
-        text,
-        (a, b),
-        generation,
-        power=False,
-        default_strategy=f"recombination of {a.id} and {b.id}",
-    )
+    return await _make(ctx, "recombination", (a, b), generation)
 
 
 async def refinement(ctx: DarwinContext, best: Trajectory, generation: int) -> Trajectory:
-    text = (
-        f"Task:\n{ctx.task}\n\nThe best solution so far (score {_score_str(best)}; strategy: {best.strategy}):\n"
-        f"{_fence(best, ctx.language)}\nRemaining problems: {_feedback(best)}\n\n"
-        "Refine it: fix the remaining problems, remove dead or redundant code, keep what works. "
-        "Write the complete refined solution."
-    )
-    return await _make(
-        ctx, "refinement", text, (best,), generation, power=False, default_strategy=f"refinement of {best.id}"
-    )
+    return await _make(ctx, "refinement", (best,), generation)
 
 
 async def power_sampling(ctx: DarwinContext, parent: Trajectory | None, generation: int) -> Trajectory:
     """An improved candidate sampled from p^α (the model's own sharpened distribution)."""
-    if parent is None:
-        text = f"Task:\n{ctx.task}\n\nWrite a complete, correct {ctx.language} solution in one fenced code block."
-        parents: tuple[Trajectory, ...] = ()
-    else:
-        text = (
-            f"Task:\n{ctx.task}\n\nCurrent solution (score {_score_str(parent)}):\n{_fence(parent, ctx.language)}\n"
-            f"Problems: {_feedback(parent)}\n\nWrite an improved, complete solution."
-        )
-        parents = (parent,)
-    return await _make(
-        ctx,
-        "power_sampling",
-        text,
-        parents,
-        generation,
-        power=True,
-        default_strategy="power-sampled candidate" + (f" improving {parent.id}" if parent else ""),
-    )
+    return await _make(ctx, "power_sampling", () if parent is None else (parent,), generation)

@@ -9,8 +9,8 @@ for selection (it is still recorded as failed in ``score_details``). The generat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,13 @@ class Trajectory:
         d = asdict(self)
         d["parent_ids"] = list(self.parent_ids)
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Trajectory:
+        names = {f.name for f in fields(cls)}
+        kw: dict[str, Any] = {k: v for k, v in d.items() if k in names}
+        kw["parent_ids"] = tuple(kw.get("parent_ids") or ())
+        return cls(**kw)
 
 
 class Archive:
@@ -133,3 +140,15 @@ class Archive:
 
     def to_list(self) -> list[dict[str, Any]]:
         return [t.to_dict() for t in self._items.values()]
+
+    def to_state(self) -> dict[str, Any]:
+        """Trajectories and use counts as plain JSON values (see :meth:`from_state`)."""
+        return {"floor": self.floor, "items": self.to_list(), "uses": dict(self.uses)}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Archive:
+        a = cls(floor=float(state.get("floor", 0.05)))
+        for item in state.get("items", []):
+            a.add(Trajectory.from_dict(item))
+        a.uses.update({str(k): int(v) for k, v in (state.get("uses") or {}).items()})
+        return a

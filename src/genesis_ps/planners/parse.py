@@ -172,6 +172,7 @@ def _build(raw: list[dict[str, Any]], request: str, max_tasks: int, repairs: lis
         ids = [str(i) for i in range(1, len(raw) + 1)]
         repairs.append("numbered tasks that had no id")
     ids = [_clean(i) for i in ids]
+    untyped = [tid for r, tid in zip(raw, ids, strict=False) if not r.get("type")]
     for r, tid in zip(raw, ids, strict=False):
         desc = next((r[k] for k in _DESC_KEYS if isinstance(r.get(k), str) and r[k].strip()), "")
         desc = " ".join(_clean(desc).split())
@@ -195,7 +196,8 @@ def _build(raw: list[dict[str, Any]], request: str, max_tasks: int, repairs: lis
     problems = dag.problems(max_tasks=max_tasks)
     if problems:
         return ParseOutcome(None, form=form, repairs=repairs, problems=problems)
-    return ParseOutcome(dag.with_meta(form=form, repairs=list(repairs)), form=form, repairs=repairs)
+    meta = {"form": form, "repairs": list(repairs), "untyped": [t for t in untyped if t in dag.ids]}
+    return ParseOutcome(dag.with_meta(**meta), form=form, repairs=repairs)
 
 
 def _drop_repeats(tasks: list[Task], repairs: list[str]) -> list[Task]:
@@ -262,7 +264,7 @@ def _parse_worfbench(text: str, request: str, max_tasks: int) -> ParseOutcome:
         keys = list(nodes)
         for prev, cur in itertools.pairwise(keys):
             deps[cur].append(prev)
-    raw = [{"id": k, "description": v, "type": "general", "depends_on": deps[k]} for k, v in nodes.items()]
+    raw = [{"id": k, "description": v, "depends_on": deps[k]} for k, v in nodes.items()]  # WorFBench has no types
     return _build(raw, request, max_tasks, repairs, "worfbench")
 
 

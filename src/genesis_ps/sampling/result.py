@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = ["GenerationResult"]
@@ -57,3 +58,10 @@ class GenerationResult:
         if not with_tokens:
             d.pop("tokens")
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GenerationResult:
+        """The inverse of :meth:`to_dict` (derived keys such as ``cost_multiplier`` are ignored), so a
+        result can travel through JSON-only state such as a graph checkpoint."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

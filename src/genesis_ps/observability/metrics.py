@@ -1,25 +1,14 @@
-"""OpenTelemetry spans and Prometheus metrics.
-
-Spans use the OpenTelemetry *API* only, imported at call time: with no SDK configured they are no-ops.
-:func:`configure_tracing` points genesis_ps at a specific ``TracerProvider`` (tests pass one with an
-in-memory exporter) without touching the global one.
-
-Metrics live in their own ``CollectorRegistry`` (:func:`registry`), namespace ``genesis_ps_``, so an
-application's registry is never polluted and tests can read values back; :func:`start_metrics_server`
-serves it over HTTP. Every metric name is listed in :data:`METRIC_NAMES` (the deploy files' alert rules
-and dashboard may only reference those — a test checks it).
-
-The *layer* (``htdag``, ``sica``, ``se_darwin``, or ``direct`` outside any) of a generation comes from
-:func:`layer_scope`, a context variable, so the sampling functions need no extra parameter.
-"""
+"""Prometheus metrics, in their own ``CollectorRegistry`` (namespace ``genesis_ps_``), and the helpers that
+record a sampling call, a finished generation, a plan fallback, an evaluation and a graph node run."""
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+
+from genesis_ps.observability.tracing import current_layer, span
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -28,28 +17,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRIC_NAMES",
-    "block_progress",
-    "configure_tracing",
-    "current_layer",
-    "layer_scope",
+    "PLANNED_FALLBACKS",
     "metric_value",
     "metrics",
     "node_span",
     "record_call",
     "record_evaluation",
     "record_outcome",
+    "record_plan_fallback",
     "record_provider_error",
     "registry",
     "reset_metrics",
-    "set_attributes",
-    "span",
     "start_metrics_server",
 ]
 
 NAMESPACE = "genesis_ps"
-_LAYER: contextvars.ContextVar[str] = contextvars.ContextVar("genesis_ps_layer", default="direct")
-_PROVIDER: list[Any] = [None]
-
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 RATIO_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 COST_BUCKETS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0)
@@ -67,6 +49,7 @@ METRIC_NAMES: dict[str, str] = {
     "genesis_ps_graph_node_duration_seconds": "histogram",
     "genesis_ps_graph_node_runs_total": "counter",
     "genesis_ps_provider_errors_total": "counter",
+    "genesis_ps_plan_fallbacks_total": "counter",
 }
 """Every series family this module exports (name as scraped, without ``_bucket``/``_sum``/``_count``)."""
 
@@ -158,6 +141,13 @@ class _Metrics:
             namespace=ns,
             registry=r,
         )
+        self.plan_fallbacks = Counter(
+            "plan_fallbacks",
+            "Decompositions that fell back to the rule-based planner, by reason (unparseable, invalid, ...)",
+            ["reason"],
+            namespace=ns,
+            registry=r,
+        )
 
 
 _METRICS: list[_Metrics | None] = [None]
@@ -187,9 +177,10 @@ def reset_metrics() -> None:
     _METRICS[0] = None
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> Any:
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> Any:
     """Serve :func:`registry` at ``http://addr:port/metrics``; returns what prometheus_client returns
-    (the server and its thread). ``port`` 0 picks a free port (``server.server_port``)."""
+    (the server and its thread). ``port`` 0 picks a free port (``server.server_port``). The default
+    address is loopback; pass ``addr="0.0.0.0"`` to let a Prometheus on another host scrape it."""
     from prometheus_client import start_http_server
 
     from genesis_ps.errors import ConfigError
@@ -197,92 +188,6 @@ def start_metrics_server(port: int, addr: str = "0.0.0.0") -> Any:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError("metrics_port", f"must be an integer port 0-65535, got {port!r}")
     return start_http_server(port, addr=addr, registry=registry())
-
-
-# ----------------------------------------------------------------------------------------------- tracing
-
-
-def configure_tracing(provider: Any | None) -> None:
-    """Use ``provider`` (an OpenTelemetry ``TracerProvider``) for genesis_ps spans; None = the global one."""
-    _PROVIDER[0] = provider
-
-
-def _tracer() -> Any:
-    from opentelemetry import trace
-
-    provider = _PROVIDER[0]
-    if provider is not None:
-        return provider.get_tracer("genesis_ps")
-    return trace.get_tracer("genesis_ps")
-
-
-def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in attrs.items():
-        if v is None:
-            continue
-        out[k] = v if isinstance(v, (bool, int, float, str)) else str(v)
-    return out
-
-
-@contextlib.contextmanager
-def span(name: str, **attributes: Any) -> Iterator[Any]:
-    """A span named ``name`` (attributes with value None are left out). Exceptions are recorded on the
-    span and re-raised."""
-    with _tracer().start_as_current_span(name, attributes=_clean(attributes)) as sp:
-        yield sp
-
-
-def set_attributes(sp: Any, **attributes: Any) -> None:
-    """Set attributes on a span (None values left out); a no-op span ignores them."""
-    if sp is not None and sp.is_recording():
-        sp.set_attributes(_clean(attributes))
-
-
-def block_progress(sp: Any, inner: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:
-    """A ``progress(done, total)`` callback that also records each finished block as a child span of
-    ``sp`` (start = end of the previous block). Returns ``inner`` unchanged when ``sp`` is not recording."""
-    if sp is None or not sp.is_recording():
-        return inner
-    from opentelemetry import trace
-
-    tracer, ctx = _tracer(), trace.set_span_in_context(sp)
-    last = [time.time_ns()]
-
-    def progress(done: int, total: int) -> None:
-        now = time.time_ns()
-        child = tracer.start_span(
-            "genesis_ps.power_sample.block",
-            context=ctx,
-            start_time=last[0],
-            attributes={"block": done, "blocks": total},
-        )
-        child.end(end_time=now)
-        last[0] = now
-        if inner is not None:
-            inner(done, total)
-
-    return progress
-
-
-# ------------------------------------------------------------------------------------------------ layers
-
-
-def current_layer() -> str:
-    return _LAYER.get()
-
-
-@contextlib.contextmanager
-def layer_scope(layer: str) -> Iterator[None]:
-    """Attribute generations made inside this block (and tasks it starts) to ``layer``."""
-    token = _LAYER.set(layer)
-    try:
-        yield
-    finally:
-        _LAYER.reset(token)
-
-
-# ------------------------------------------------------------------------------------------- recording
 
 
 def record_call(
@@ -319,6 +224,14 @@ def record_outcome(result: GenerationResult, *, layer: str | None = None) -> Non
 def record_provider_error(provider: str, error: str) -> None:
     """One failed provider attempt (retried or not): HTTP errors, timeouts, refused malformed responses."""
     metrics().provider_errors.labels(provider or "?", error).inc()
+PLANNED_FALLBACKS = ("flag_off", "rollout", "disabled")
+"""Fallback reasons that are configured decisions, not failures: the alert and the dashboard's fallback
+panel leave them out (``reason!~"flag_off|rollout|disabled"``; a test checks both)."""
+
+
+def record_plan_fallback(reason: str) -> None:
+    """A decomposition that used the rule-based planner (``heuristic:<reason>``)."""
+    metrics().plan_fallbacks.labels(reason.removeprefix("heuristic:").split(":", 1)[0]).inc()
 
 
 def record_evaluation(evaluator: str, value: float | None, *, layer: str | None = None) -> None:
@@ -330,11 +243,15 @@ def record_evaluation(evaluator: str, value: float | None, *, layer: str | None 
 
 
 @contextlib.contextmanager
-def node_span(node: str, **attributes: Any) -> Iterator[Any]:
-    """A graph node run: a span ``genesis_ps.node.<node>`` plus duration and run-count metrics."""
+def node_span(node: str, *, parent: Mapping[str, Any] | None = None, **attributes: Any) -> Iterator[Any]:
+    """A graph node run: a span ``genesis_ps.node.<node>`` plus duration and run-count metrics. With
+    ``parent`` (a run's trace record, :func:`start_run`) the span is a child of the run's span and carries
+    its request and thread ids, wherever and whenever the node runs."""
     m, t0, status = metrics(), time.perf_counter(), "ok"
+    run = dict(parent or {})
+    attrs = {"request_id": run.get("request_id"), "thread_id": run.get("thread_id"), **attributes}
     try:
-        with span(f"genesis_ps.node.{node}", node=node, **attributes) as sp:
+        with span(f"genesis_ps.node.{node}", run, node=node, **attrs) as sp:
             yield sp
     except BaseException as exc:
         status = type(exc).__name__
