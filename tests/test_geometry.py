@@ -78,12 +78,13 @@ def test_run_from_a_yaml_file_with_overrides(tmp_path: Path) -> None:
     out = tmp_path / "run"
     code = main(["geometry", "run", "--config", str(cfg_file), "--quiet", "--out", str(out),
                  "--stride", "2", "--variance.checkpoints", "[2, 6]", "--path.max-new-tokens", "8",
-                 "--path.every", "3", "--path.horizon", "3"])  # fmt: skip
+                 "--path.every", "3", "--path.horizon", "3", "--clustering.power.alpha", "2.5"])  # fmt: skip
     assert code == 0
     import yaml
 
     ran = yaml.safe_load((out / "config.yaml").read_text())
     assert ran["stride"] == 2 and ran["variance"]["checkpoints"] == [2, 6] and ran["steps"] == [1, 3]
+    assert ran["clustering"]["power"] == {**ran["clustering"]["power"], "method": "mh", "alpha": 2.5}  # one field
     doc = json.loads((out / "results.json").read_text())
     assert list(doc["results"]) == ["variance", "path"]
     assert [p["t"] for p in doc["results"]["path"]["points"]] == [3, 6]
@@ -236,6 +237,22 @@ def test_a_later_request_for_a_power_setting_reuses_and_extends_the_chains(lm: A
     three = ctx.power(s, 3)  # a slice of the second batch: its token count no longer fits exactly
     assert three.tokens == four.tokens[:3] and three.tokens_generated == -1
     assert three.acceptance == pytest.approx(sum(c.accepted for c in three.cuts) / len(three.cuts))
+
+
+def test_the_judge_reads_pairs_of_representatives_through_any_provider(
+    lm: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genesis_ps.geometry.steps.clustering import judge_pairs
+    from genesis_ps.testing import ScriptedModel
+
+    judge = ScriptedModel(["DISTINCT\nA counts up, B adds.", "SAME\nboth add", "maybe"])
+    monkeypatch.setattr("genesis_ps.providers.registry.build_model", lambda *a, **k: judge)
+    ctx = ctx_for(lm, tmp_path)
+    ctx.cfg = load_config(None, [*TINY, ("clustering.judge", {"provider": "embedded", "max_pairs": 3})])
+    out = judge_pairs(ctx, ["3 + 4 = 7", "4 + 3 = 7", "7"], [0, 1, 2])
+    assert [j["verdict"] for j in out] == ["distinct", "same", "unclear"]
+    assert [(j["a"], j["b"]) for j in out] == [(0, 1), (0, 2), (1, 2)]
+    assert "3 + 4 = 7" in judge.calls[0].flat_text() and "4 + 3 = 7" in judge.calls[0].flat_text()
 
 
 # -- bad input ------------------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ from typing import Any
 __all__ = ["register", "run"]
 
 _STR_FIELDS = {"prompt", "answer", "model.path", "model.device", "model.dtype", "oracle.file", "oracle.id",
-               "oracle.provider", "oracle.model", "oracle.base_url", "attribution.bifurcations"}  # fmt: skip
+               "oracle.provider", "oracle.model", "oracle.base_url", "attribution.bifurcations",
+               "clustering.judge.provider", "clustering.judge.model", "clustering.judge.base_url"}  # fmt: skip
 
 
 def register(sub: Any) -> None:
-    from genesis_ps.geometry.config import leaf_fields
+    from genesis_ps.geometry.loading import leaf_fields
 
     g = sub.add_parser("geometry", help="hidden-state geometry of a local model while it samples")
     gsub = g.add_subparsers(dest="geometry_command", required=True, metavar="ACTION")
@@ -63,7 +64,7 @@ def _command(args: argparse.Namespace, overrides: list[tuple[str, Any]], out: st
 
 
 def run(args: argparse.Namespace) -> int:
-    from genesis_ps.geometry.config import load_config
+    from genesis_ps.geometry.loading import load_config
     from genesis_ps.geometry.pipeline import run_geometry
 
     overrides = [(k[4:], _value(k[4:], v)) for k, v in vars(args).items() if k.startswith("cfg:") and v is not None]

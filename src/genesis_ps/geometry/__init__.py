@@ -7,7 +7,8 @@ attribution at bifurcations, clustering of correct solutions, and the link betwe
 MH's accepted cuts. See docs/geometry.md. Importing this package does not import torch.
 """
 
-from genesis_ps.geometry.config import STEPS, GeometryConfig, load_config
+from genesis_ps.geometry.config import STEPS, GeometryConfig
+from genesis_ps.geometry.loading import load_config
 from genesis_ps.geometry.pipeline import dry_run_config, run_geometry
 
 __all__ = ["STEPS", "GeometryConfig", "dry_run_config", "load_config", "run_geometry"]

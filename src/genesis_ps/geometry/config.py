@@ -1,22 +1,16 @@
-"""The configuration of a geometry run: one YAML file, validated by pydantic, every field overridable.
+"""The configuration of a geometry run: pydantic sections with their defaults and bounds.
 
-:func:`load_config` reads the YAML (or starts from the defaults), applies ``section.field=value``
-overrides (the CLI turns ``--variance.n 12`` into one), and validates. Any problem is a
-:class:`~genesis_ps.errors.ConfigError` naming the field (``variance.checkpoints``, ``stride`` …).
-Checks that need the model's shape (layer indices, context length) or the outside world (oracle file,
-judge key) are in :mod:`~genesis_ps.geometry.checks`; both run before any model loads.
+:func:`~genesis_ps.geometry.loading.load_config` reads one from YAML plus ``section.field=value``
+overrides. Checks that need the model's shape (layer indices, context length) or the outside world
+(oracle file, judge key) are in :mod:`~genesis_ps.geometry.checks`; all run before any model loads.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from genesis_ps.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "STEPS",
@@ -31,8 +25,6 @@ __all__ = [
     "PowerSetting",
     "VarianceConfig",
     "default_problems_file",
-    "leaf_fields",
-    "load_config",
 ]
 
 STEPS: dict[int, str] = {1: "variance", 2: "oracle", 3: "path", 4: "attribution", 5: "clustering", 6: "bridge"}
@@ -224,67 +216,3 @@ class GeometryConfig(_Section):
     @property
     def step_names(self) -> list[str]:
         return [STEPS[s] for s in self.steps]
-
-
-def leaf_fields(model: type[BaseModel] = GeometryConfig, prefix: str = "") -> list[tuple[str, str]]:
-    """``(dotted name, help)`` of every overridable field, nested sections flattened."""
-    out: list[tuple[str, str]] = []
-    for name, info in model.model_fields.items():
-        ann = info.annotation
-        if isinstance(ann, type) and issubclass(ann, _Section):
-            out.extend(leaf_fields(ann, f"{prefix}{name}."))
-        else:
-            out.append((f"{prefix}{name}", info.description or ""))
-    return out
-
-
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = tree
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {} if child is None else dict(child)
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
-def _field_name(err: Mapping[str, Any]) -> str:
-    loc = [str(x) for x in err.get("loc", ()) if not isinstance(x, int)]
-    msg = str(err.get("msg", ""))
-    head = msg.removeprefix("Value error, ").split(":", 1)[0]
-    if head in {name for name, _ in leaf_fields()}:  # model-level validators name their field first
-        return head
-    return ".".join(loc) or "config"
-
-
-def load_config(
-    path: str | os.PathLike[str] | None = None, overrides: Sequence[tuple[str, Any]] = ()
-) -> GeometryConfig:
-    """Read ``path`` (YAML; None: defaults), apply ``overrides`` (dotted name, value), validate."""
-    tree: dict[str, Any] = {}
-    if path is not None:
-        import yaml
-
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError("--config", f"no such file: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ConfigError("--config", f"{p} is not valid YAML: {e}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError("--config", f"{p} must hold a mapping of sections, got {type(loaded).__name__}")
-        tree = dict(loaded or {})
-    for dotted, value in overrides:
-        _set(tree, dotted, value)
-    try:
-        return GeometryConfig.model_validate(tree)
-    except ValidationError as e:
-        err = e.errors()[0]
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        field = _field_name(err)
-        if msg.startswith(field + ":"):
-            msg = msg[len(field) + 1 :].strip()
-        raise ConfigError(field, msg) from None

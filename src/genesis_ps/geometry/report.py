@@ -4,6 +4,7 @@ numbers of each step and its plots)."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,11 @@ def _variance(r: dict[str, Any]) -> list[str]:
         for c in sorted(s["checkpoints"], key=int):
             v = s["checkpoints"][c]
             rows.append([s["label"], c, fmt(v["variance"][pos], 4), fmt(v["relative"][pos], 3), v["still_generating"],
-                         fmt(s.get("cost_multiplier")), fmt(s.get("acceptance")), s["distinct_texts"]])  # fmt: skip
+                         fmt(s.get("cost_multiplier")), fmt(s.get("acceptance")), s["distinct_texts"],
+                         fmt(s["mean_length"])])  # fmt: skip
     lines = [f"N = {r['n']} completions per setting, stride k = {r['stride']}, residual index {r['plot_layer']}.", "",
              markdown_table(["setting", "tokens", "tr Cov(z)", "relative", "still generating", "cost ×", "MH accept",
-                             "distinct texts"], rows)]  # fmt: skip
+                             "distinct texts", "mean length"], rows)]  # fmt: skip
     cmp = r.get("power_vs_temperature") or []
     if cmp:
         lines += ["", "Power sampling at α against temperature 1/α (same checkpoint):", "",
@@ -111,13 +113,18 @@ def _clustering(r: dict[str, Any]) -> list[str]:
         sil = {k: v.get("silhouette") for k, v in s["per_k"].items()}
         best = s["best_k"]
         sizes = s["per_k"][str(best)]["sizes"] if best else None
-        rows.append([s["label"], f"{s['correct']}/{s['n']}", s["clustered"], s["distinct_clustered_texts"],
+        rows.append([s["label"], f"{s['correct']}/{s['n']}", fmt(s["mean_length"]), s["clustered"],
+                     s["distinct_clustered_texts"],
                      fmt(s["variance"]), ", ".join(f"K={k}: {fmt(v)}" for k, v in sil.items()), best,
                      sizes])  # fmt: skip
     lines = [f"Residual index {r['layer']}; reference answer {r['answer']!r}; clustering "
              f"{'correct solutions only' if r['correct_only'] else 'all solutions'}.", "",
-             markdown_table(["set", "correct", "clustered", "distinct texts", "tr Cov(z)", "silhouette", "best K",
-                             "sizes"], rows)]  # fmt: skip
+             markdown_table(["set", "correct", "mean length", "clustered", "distinct texts", "tr Cov(z)", "silhouette",
+                             "best K",
+                             "sizes"], rows), ""]  # fmt: skip
+    for s in r["sets"]:
+        counts = Counter(repr(a) for a in s["extracted"]).most_common(4)
+        lines.append(f"- {s['label']}: answers the evaluator extracted: " + ", ".join(f"{a} ×{k}" for a, k in counts))
     for t in r.get("correct_rate_tests", []):
         lines.append(f"- correct rate {t['a']} {t['a_correct']}/{t['n'][0]} vs {t['b']} {t['b_correct']}/{t['n'][1]}: "
                      f"Fisher exact p = {fmt(t['fisher_p'])}")

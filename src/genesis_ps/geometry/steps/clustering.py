@@ -71,13 +71,15 @@ def judge_pairs(ctx: Context, texts: list[str], reps: list[int]) -> list[dict[st
     return out
 
 
-def _score(ctx: Context, texts: list[str]) -> list[bool]:
+def _score(ctx: Context, texts: list[str]) -> tuple[list[bool], list[str | None]]:
+    """Whether each text is correct, and the answer the evaluator extracted from it."""
     from genesis_ps.evaluators.math_answer import MathAnswerEvaluator
 
     if ctx.problem.answer is None:
-        return [False] * len(texts)
+        return [False] * len(texts), [None] * len(texts)
     ev = MathAnswerEvaluator(ctx.problem.answer)
-    return [ev.evaluate(t).value == 1.0 for t in texts]
+    scores = [ev.evaluate(t) for t in texts]
+    return [s.value == 1.0 for s in scores], [s.details.get("extracted") for s in scores]
 
 
 def _rate_tests(sets: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -115,13 +117,15 @@ def run(ctx: Context) -> dict[str, Any]:
     out_sets = []
     for label, tokens, z in sets:
         texts = [ctx.text(t) for t in tokens]
-        correct = _score(ctx, texts)
+        correct, extracted = _score(ctx, texts)
         chosen = [i for i, ok in enumerate(correct) if ok] if c.correct_only else list(range(len(texts)))
         zc = z[chosen]
         info = cluster(zc, list(c.ks), ctx.seed("kmeans", label))
         entry: dict[str, Any] = {
             "label": label, "n": len(texts), "correct": int(sum(correct)), "clustered": len(chosen),
-            "chosen": chosen, "correct_flags": correct, "distinct_texts": len(set(texts)),
+            "chosen": chosen, "correct_flags": correct, "extracted": extracted, "texts": texts,
+            "lengths": [len(t) for t in tokens], "mean_length": float(np.mean([len(t) for t in tokens])),
+            "distinct_texts": len(set(texts)),
             "distinct_clustered_texts": len({texts[i] for i in chosen}), **info,
             "variance": float(total_variance(zc[:, None])[0]) if len(chosen) >= 2 else None,
             "mean_pairwise_distance": float(mean_pairwise_distance(zc[:, None])[0]) if len(chosen) >= 2 else None,

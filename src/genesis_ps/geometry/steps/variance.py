@@ -32,7 +32,7 @@ def _summary(ctx: Context, label: str, kind: str, z_by_c: dict[int, np.ndarray],
         },
         "mean_length": float(np.mean(lengths)), "eos_rate": float(np.mean(eos)),
         "distinct_texts": len({tuple(t) for t in tokens}),
-        "examples": [ctx.text(t)[:300] for t in tokens[:2]],
+        "texts": [ctx.text(t) for t in tokens],
     }  # fmt: skip
 
 
