@@ -93,5 +93,5 @@ def test_a_request_that_cannot_be_encoded_is_refused_before_any_model_work() -> 
     from genesis_ps.errors import ConfigError
     from genesis_ps.planners import check_request
 
-    with pytest.raises(ConfigError, match="request: .*cannot be encoded"):
+    with pytest.raises(ConfigError, match=r"request: .*cannot be encoded"):
         check_request("plan a trip \udcff to Rome")

@@ -62,7 +62,8 @@ class SamplerParams:
     ess_threshold: float = 0.5
     """SMC resamples when the effective sample size falls below ``ess_threshold · n_particles``."""
     temperature: float = 1.0
-    """Sampling temperature of method ``single``: 0 (greedy) or in [``MIN_TEMPERATURE``, ``MAX_TEMPERATURE``]."""
+    """Sampling temperature of method ``single``: 0 (greedy) or in [``MIN_TEMPERATURE``,
+    ``MAX_TEMPERATURE``]."""
     selection: Selection = "last"
     """Which state to return: the chain's last (or SMC's draw by weight), the best under the target
     seen, or the best by a given evaluator."""
@@ -75,8 +76,8 @@ class SamplerParams:
             raise ConfigError("method", f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         _positive_float("alpha", self.alpha)
         if self.alpha > MAX_ALPHA:
-            raise ConfigError("alpha", f"must be <= {MAX_ALPHA:g} (the proposal temperature 1/alpha would fall below "
-                                       f"{MIN_TEMPERATURE:g}, past what fp32 logits carry), got {self.alpha!r}")  # fmt: skip
+            raise ConfigError("alpha", f"must be <= {MAX_ALPHA:g} (the proposal temperature 1/alpha would fall "
+                                       f"below {MIN_TEMPERATURE:g}, past what fp32 logits carry), got {self.alpha!r}")
         _at_least("n_mcmc", self.n_mcmc, 1)
         _at_least("block_size", self.block_size, 1)
         _at_least("max_new_tokens", self.max_new_tokens, 1)
