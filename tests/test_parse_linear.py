@@ -87,3 +87,11 @@ def test_lone_surrogates_are_repaired_and_the_dag_encodes() -> None:
     text = json.dumps(out.dag.to_dict(), ensure_ascii=False) + out.dag.render_tree()
     text.encode("utf-8")  # what `genesis-ps decompose` prints: it must encode
     assert "\ufffd alone" in text
+
+
+def test_a_request_that_cannot_be_encoded_is_refused_before_any_model_work() -> None:
+    from genesis_ps.errors import ConfigError
+    from genesis_ps.planners import check_request
+
+    with pytest.raises(ConfigError, match=r"request: .*cannot be encoded"):
+        check_request("plan a trip \udcff to Rome")

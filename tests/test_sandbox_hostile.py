@@ -5,7 +5,9 @@ directory on the host stays empty), no connection reaches a listener on 127.0.0.
 process's ``/proc/*/environ`` and no line of ``/etc/passwd`` comes out, and a wrong answer scores 0.
 Every escape is tried twice: directly (the audit hook sees it) and from a fresh interpreter started with
 ``_posixsubprocess.fork_exec`` (no audit event, no hook: only bubblewrap stands in the way). The escapes
-run as this process's user (root in CI) and as a normal user (``unshare --user --map-user=1000``).
+run as this process's user (root in CI) and from a process that is uid 1000 in a user namespace
+(``unshare --user --map-user=1000``: bubblewrap's unprivileged path; the kernel still counts it as uid 0,
+so the process limit is checked in the root run, where the sandbox drops to uid 65534).
 """
 
 from __future__ import annotations

@@ -115,6 +115,8 @@ def _describe(exe: str) -> Interpreter | None:
         info = json.loads(out.stdout)
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
+    if tuple(int(x) for x in str(info["version"]).split(".")[:2]) < (3, 8):
+        return None  # the boot and the harness need audit hooks and Python 3.8 syntax
     binds: list[str] = []
     for p in [info["exe"], info["stdlib"], info["dynload"], *info["libs"]]:
         if p and os.path.exists(p) and not any(p == b or p.startswith(b + os.sep) for b in [*binds, *_SYSTEM_LIBS]):

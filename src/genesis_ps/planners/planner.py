@@ -31,6 +31,11 @@ def check_request(request: object) -> str:
         raise ConfigError("request", "must be a non-empty text")
     if len(request) > MAX_REQUEST_CHARS:
         raise ConfigError("request", f"is {len(request)} characters; the limit is {MAX_REQUEST_CHARS}")
+    try:
+        request.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError("request", f"holds a character that cannot be encoded as UTF-8 at position {exc.start} "
+                                     "(a lone surrogate: was the input decoded with the wrong encoding?)") from None
     return request.strip()
 
 

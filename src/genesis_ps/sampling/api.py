@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from genesis_ps.errors import (
+    BudgetExceededError,
     ConfigError,
     LogprobsUnsupportedError,
     PromptTooLongError,
@@ -32,11 +33,14 @@ PromptLike = str | Prompt | Sequence[Mapping[str, str]]
 
 
 def check_prompt_fits(model: TokenModel, prompt: Prompt, max_new_tokens: int) -> None:
-    """Raise :class:`PromptTooLongError` before any model work when prompt + new tokens exceed context."""
+    """Before any model work: :class:`ConfigError` for a prompt that encodes to no token at all (nothing to
+    condition on), :class:`PromptTooLongError` when prompt + new tokens exceed the context."""
     ctx = model.capabilities.context_length
+    n = model.prompt_length(prompt)
+    if n == 0:
+        raise ConfigError("prompt", "encodes to zero tokens: give the model some text to condition on")
     if ctx is None:
         return
-    n = model.prompt_length(prompt)
     if n is not None and n + max_new_tokens > ctx:
         raise PromptTooLongError(
             "prompt",
@@ -74,6 +78,9 @@ async def run_power_sample(
         )
     if p.selection == "best_evaluator" and evaluator is None:
         raise ConfigError("evaluator", "selection='best_evaluator' needs an evaluator")
+    if reward is not None and not (isinstance(lam, (int, float)) and lam > 0):
+        raise ConfigError("lam", f"a reward was given but lam = {lam!r}: it would be ignored; pass lam > 0 to tilt "
+                                 "the target by exp(lam * reward), or no reward")  # fmt: skip
     target = Target(alpha=p.alpha, reward=reward, lam=lam)
     check_method_options(model, p, target, extract_answer)
     check_prompt_fits(model, pr, p.max_new_tokens)
@@ -106,6 +113,18 @@ async def run_power_sample(
     result.latency_s = time.perf_counter() - t0
     result.seed = seed
     result.requested_method = p.method
+    if result.budget_exhausted and result.tokens_returned == 0:
+        raise BudgetExceededError(
+            f"the budget (max_tokens={budget.max_tokens if budget else None}, max_requests="
+            f"{budget.max_requests if budget else None}) ran out before a single token was sampled; raise it "
+            f"or lower block_size ({p.block_size}) / n_particles ({p.n_particles})"
+        )
+    truncation = _truncation(model)
+    if truncation:
+        result.extra["truncated_target"] = (
+            f"{truncation} truncates the proposal, so sequences holding a token outside the truncated support "
+            "are never proposed: the chain targets p^alpha restricted to the truncated support, renormalised"
+        )
     return result
 
 
@@ -131,6 +150,15 @@ def check_method_options(
         from genesis_ps.sampling.tps import check_tps
 
         check_tps(model, p, target)
+
+
+def _truncation(model: TokenModel) -> str:
+    """``top_k=…, top_p=…`` when the model truncates its proposal (a local model's ``top_k`` / ``top_p``)."""
+    k, p = getattr(model, "top_k", None), getattr(model, "top_p", None)
+    parts = [f"top_k={k}"] if isinstance(k, int) and not isinstance(k, bool) else []
+    if isinstance(p, (int, float)) and not isinstance(p, bool) and p < 1.0:
+        parts.append(f"top_p={p}")
+    return ", ".join(parts)
 
 
 async def run_single_shot(

@@ -10,7 +10,10 @@ from genesis_ps.errors import ConfigError
 
 __all__ = [
     "CUTS",
+    "MAX_ALPHA",
+    "MAX_TEMPERATURE",
     "METHODS",
+    "MIN_TEMPERATURE",
     "RESAMPLERS",
     "SELECTIONS",
     "Budget",
@@ -34,6 +37,13 @@ METHODS: tuple[str, ...] = ("mh", "smc", "imh", "tps", "single")
 SELECTIONS: tuple[str, ...] = ("last", "best_target", "best_evaluator", "consensus")
 CUTS: tuple[str, ...] = ("uniform", "entropy")
 RESAMPLERS: tuple[str, ...] = ("systematic", "stratified", "chopthin")
+
+MAX_ALPHA = 1e4
+"""Largest power α (fp32 logits carry no more sharpening than this usefully)."""
+MIN_TEMPERATURE = 1e-4
+"""Smallest non-zero temperature. Logits are fp32: divided by 1e-38 they overflow to inf, and the sampler
+returned an index past the vocabulary; 1e-4 already makes a logit gap of 0.01 a factor of e^100."""
+MAX_TEMPERATURE = 1e4
 
 TAU_FLOOR = 1.0 / 3.0
 """The coldest default proposal temperature (see :func:`default_proposal_temperature`)."""
@@ -61,7 +71,7 @@ class SamplerParams:
     """``mh`` block-wise Metropolis–Hastings; ``smc`` Sequential Monte Carlo; ``imh`` whole-sequence
     independence MH; ``single`` plain sampling at ``temperature``."""
     alpha: float = 4.0
-    """Power of the target p(x)^α; α > 0 (α = 1 is the base model itself)."""
+    """Power of the target p(x)^α; 0 < α <= ``MAX_ALPHA`` (α = 1 is the base model itself)."""
     n_mcmc: int = 10
     """MH steps after each block (mh), or proposals in all (imh)."""
     block_size: int = 32
@@ -73,12 +83,13 @@ class SamplerParams:
     seed: int | None = None
     """Seed of the sampler's random generator; None draws one from the OS (recorded in the result)."""
     proposal_temperature: float | None = None
-    """Temperature the proposals are sampled at; None means the rule of
-    :func:`default_proposal_temperature` (max(1/α, 1/3))."""
+    """Temperature the proposals are sampled at, in [``MIN_TEMPERATURE``, ``MAX_TEMPERATURE``]; None means the
+    rule of :func:`default_proposal_temperature` (max(1/α, 1/3))."""
     ess_threshold: float = 0.5
     """SMC resamples when the effective sample size falls below ``ess_threshold · n_particles``."""
     temperature: float = 1.0
-    """Sampling temperature of method ``single`` (0 = greedy)."""
+    """Sampling temperature of method ``single``: 0 (greedy) or in [``MIN_TEMPERATURE``,
+    ``MAX_TEMPERATURE``]."""
     selection: Selection = "last"
     """Which state to return: the chain's last (or SMC's draw by weight), the best under the target
     seen, or the best by a given evaluator."""
@@ -122,6 +133,9 @@ class SamplerParams:
         if self.method not in METHODS:
             raise ConfigError("method", f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         _positive_float("alpha", self.alpha)
+        if self.alpha > MAX_ALPHA:
+            raise ConfigError("alpha", f"must be <= {MAX_ALPHA:g} (the proposal temperature 1/alpha would fall "
+                                       f"below {MIN_TEMPERATURE:g}, past what fp32 logits carry), got {self.alpha!r}")
         _at_least("n_mcmc", self.n_mcmc, 1)
         _at_least("block_size", self.block_size, 1)
         _at_least("max_new_tokens", self.max_new_tokens, 1)
@@ -129,6 +143,7 @@ class SamplerParams:
         _at_least("anneal_steps", self.anneal_steps, 0)
         if self.proposal_temperature is not None:
             _positive_float("proposal_temperature", self.proposal_temperature)
+            check_temperature(self.proposal_temperature, "proposal_temperature")
         check_temperature(self.temperature)
         if not (isinstance(self.ess_threshold, (int, float)) and 0.0 < self.ess_threshold <= 1.0):
             raise ConfigError("ess_threshold", f"must be in (0, 1], got {self.ess_threshold!r}")
@@ -191,9 +206,13 @@ def _check_extensions(p: SamplerParams) -> None:
 
 
 def check_temperature(value: object, name: str = "temperature") -> float:
-    """A sampling temperature: a finite number >= 0 (0 = greedy); :class:`ConfigError` naming ``name``."""
+    """A sampling temperature: 0 (greedy) or a number in [``MIN_TEMPERATURE``, ``MAX_TEMPERATURE``];
+    :class:`ConfigError` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
         raise ConfigError(name, f"must be a finite number >= 0 (0 = greedy), got {value!r}")
+    if value != 0 and not MIN_TEMPERATURE <= value <= MAX_TEMPERATURE:
+        raise ConfigError(name, f"must be 0 (greedy) or in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}] (fp32 logits "
+                                f"divided by it must stay finite), got {value!r}")  # fmt: skip
     return float(value)
 
 

@@ -258,7 +258,8 @@ class ToyLM:
         return "".join(self.letters[t] for t in tokens if t != self.eos)
 
     def prompt_length(self, prompt: Prompt) -> int | None:
-        return 0
+        """None: the toy ignores its prompt, so it has no length in tokens."""
+        return None
 
 
 def sharp_toy(**kw: object) -> ToyLM:

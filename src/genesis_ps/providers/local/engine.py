@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from genesis_ps.errors import ProviderError
 from genesis_ps.providers.local.cache import KV, PrefixKVCache, row_kv, select_rows, working_cache
 from genesis_ps.providers.local.compat import cache_keyword
 from genesis_ps.providers.local.cow import SharedKV, group_rows
@@ -53,7 +54,9 @@ def dists(logits: Any, temperature: float, top_k: int | None, top_p: float | Non
     logp = torch.log_softmax(logits, dim=-1)
     if temperature == 1.0 and top_k is None and top_p is None:
         return logp, logp
-    z = logits / temperature if temperature != 1.0 else logits
+    # Subtract the maximum first: (logits - max) <= 0, so dividing by a tiny temperature gives -inf, never
+    # +inf, and the softmax stays defined (logits / 1e-38 overflowed fp32 and the sampler returned vocab_size).
+    z = (logits - logits.amax(dim=-1, keepdim=True)) / temperature if temperature != 1.0 else logits
     if top_k is not None and top_k < z.shape[-1]:
         kth = torch.topk(z, top_k, dim=-1).values[..., -1:]
         z = z.masked_fill(z < kth, float("-inf"))
@@ -78,8 +81,12 @@ def sample(logq: Any, gen: Any) -> Any:
     import torch
 
     cdf = logq.double().exp_().cumsum_(dim=-1)
+    total = cdf[:, -1:]
+    if not bool(torch.isfinite(total).all() and (total > 0).all()):
+        raise ProviderError("local: the proposal holds NaN or no probability mass (non-finite logits?); "
+                            "no token can be sampled", provider="local", retryable=False)  # fmt: skip
     # u < cdf[-1], so the first index with cdf > u exists and carries positive mass (cdf rose there)
-    u = torch.rand((logq.shape[0], 1), generator=gen, dtype=torch.float64, device=logq.device) * cdf[:, -1:]
+    u = torch.rand((logq.shape[0], 1), generator=gen, dtype=torch.float64, device=logq.device) * total
     return torch.searchsorted(cdf, u, right=True)
 
 

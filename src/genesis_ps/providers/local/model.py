@@ -319,6 +319,8 @@ class LocalModel:
         return rows
 
     def _run(self, prompt_ids: tuple[int, ...], rows: list[Any], temperature: float, seed: int | None) -> None:
+        if not prompt_ids and not any(r.seq for r in rows):
+            raise ConfigError("prompt", "encodes to zero tokens: give the model some text to condition on")
         with self._lock:
             if self.num_threads is not None:
                 import torch
