@@ -92,8 +92,12 @@ def run(args: argparse.Namespace) -> int:
     record["load_s"] = round(load_s, 3)
     if args.json:
         print(json.dumps(record, default=str))
-    else:
+    elif not result.extra.get("unanswered"):
         _print_human(result, record)
+    if result.extra.get("unanswered"):  # neither power sampling nor its fallback could answer
+        print(f"genesis-ps: error: {str(result.extra.get('error', 'no answer')).removeprefix('unanswered: ')}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 
