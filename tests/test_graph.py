@@ -324,3 +324,23 @@ async def test_max_concurrency_bounds_each_wave() -> None:
         Prompt.user("x"), max_new_tokens=8
     )
     assert c.tokens_generated == 3 and c.usage["counted_words"] == 1
+
+
+async def test_node_timeout_bounds_each_generation() -> None:
+    import asyncio
+
+    from genesis_ps.errors import ProviderTimeoutError
+    from genesis_ps.sampling.protocol import Completion
+
+    class Slow(ScriptedModel):
+        async def generate(self, prompt: Prompt, *, max_new_tokens: int, temperature: float = 1.0,
+                           seed: int | None = None) -> Completion:  # fmt: skip
+            if task_of(prompt) == "Deploy the site":
+                await asyncio.sleep(5)
+            return await super().generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+
+    g = build_graph(Slow(responder), settings=Settings(), routes=plain(), retry_policy=NO_RETRY, node_timeout_s=0.3)
+    with pytest.raises(ProviderTimeoutError, match=r"timed out after 0\.3s"):
+        await g.ainvoke({"request": "Make a website"})
+    with pytest.raises(ConfigError, match="node_timeout_s"):
+        build_graph(Slow(responder), node_timeout_s=0)

@@ -14,7 +14,7 @@ from genesis_ps.testing import ScriptedModel
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_langgraph_json_serves_the_graph_factory(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_langgraph_json_serves_the_graph_factory(monkeypatch: pytest.MonkeyPatch) -> None:
     import genesis_ps.providers.registry as registry
 
     conf = json.loads((ROOT / "langgraph.json").read_text())
@@ -34,7 +34,9 @@ def test_langgraph_json_serves_the_graph_factory(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(registry, "build_model", fake_build)
     monkeypatch.delenv("POWER_SAMPLING_PROVIDER", raising=False)
-    graph = getattr(module, attr)()
+    graph = await getattr(module, attr)()
     assert built == ["embedded"]  # the settings' provider
     assert "plan:plan_prompt" in graph.get_graph(xray=True).nodes
-    assert graph.invoke({"request": "Greet me"})["answer"] == "hi"
+    assert (await graph.ainvoke({"request": "Greet me"}))["answer"] == "hi"
+    await getattr(module, attr)()
+    assert built == ["embedded"]  # the model loads once, not per request

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Awaitable, Callable, Mapping
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -57,22 +59,50 @@ def read_route(state: State) -> str:
     return str(state["route"])
 
 
-def run_sync(coro: Awaitable[Any]) -> Any:
-    """Run a coroutine to completion from synchronous code (a sync ``invoke``): on a fresh event loop, or
-    — when this thread already runs one — on a worker thread with its own."""
+_LOOP: list[asyncio.AbstractEventLoop | None] = [None]
+_LOOP_LOCK = threading.Lock()
+
+
+def _sync_loop() -> asyncio.AbstractEventLoop:
+    """The one event loop (on a daemon thread) that runs the nodes of synchronous ``invoke`` calls, so
+    async SDK clients and their connection pools always see the same loop."""
+    with _LOOP_LOCK:
+        loop = _LOOP[0]
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="genesis_ps-sync", daemon=True).start()
+            _LOOP[0] = loop
+        return loop
+
+
+def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to completion from synchronous code (a sync ``invoke``), in the caller's context
+    (LangGraph's config, our layer and span), on :func:`_sync_loop`."""
+    loop = _sync_loop()
     try:
-        asyncio.get_running_loop()
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)  # type: ignore[arg-type]
-    import contextvars
-
+        running = None
+    if running is loop:  # a sync invoke from a coroutine on that very loop: it cannot wait on itself
+        raise RuntimeError("graph.invoke() was called from inside a genesis_ps node's event loop; use ainvoke")
     ctx = contextvars.copy_context()
+    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
-    def run() -> Any:
-        return ctx.run(asyncio.run, coro)  # type: ignore[arg-type]
+    def start() -> None:
+        task = loop.create_task(coro, context=ctx)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+        def finish(t: asyncio.Task[Any]) -> None:
+            if t.cancelled():
+                done.cancel()
+            elif t.exception() is not None:
+                done.set_exception(t.exception())
+            else:
+                done.set_result(t.result())
+
+        task.add_done_callback(finish)
+
+    loop.call_soon_threadsafe(start)
+    return done.result()
 
 
 def _trace(state: State) -> Any:
@@ -95,6 +125,7 @@ def anode(name: str, fn: Callable[[State], Awaitable[Update]], *, layer: str | N
     def run(state: State) -> Update:
         result: Update = run_sync(arun(state))
         return result
+
 
     return RunnableLambda(run, afunc=arun, name=name)
 
