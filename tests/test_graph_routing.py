@@ -94,13 +94,15 @@ async def test_sampling_exception_falls_back_and_is_recorded() -> None:
 
 
 async def test_spent_budget_takes_fallback_edge() -> None:
-    s = Settings.from_env({**ON, "POWER_SAMPLING_BUDGET_TOKENS": "10"})
+    s = Settings.from_env({**ON, "POWER_SAMPLING_BUDGET_TOKENS": "20"})
     m = CountingModel(["x y"])
     pair = GenerationPair(m, settings=s)
-    r = await pair(PROMPT, params=P, spent_tokens=10)
+    r = await pair(PROMPT, params=P, spent_tokens=20)
     assert r.fallback == "budget" and m.extend_calls == 0
-    r2 = await pair(PROMPT, params=P, spent_tokens=0)
-    assert r2.fallback is None and r2.tokens_generated <= 10 + 2  # the sampler stops at the budget
+    r2 = await pair(PROMPT, params=P, spent_tokens=0)  # room for one proposal of max_new_tokens=16 at a time
+    assert r2.fallback is None and r2.tokens_generated <= 20 + 2  # the sampler stops at the budget
+    r3 = await pair(PROMPT, params=P, spent_tokens=10)  # 10 left: not one proposal of 16 fits
+    assert r3.fallback == "budget"
 
 
 async def test_explicit_power_false_and_single_method() -> None:

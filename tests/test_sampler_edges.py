@@ -48,8 +48,8 @@ def test_alpha_and_temperatures_are_bounded(kw: dict[str, float], field: str) ->
 
 
 def test_the_bounds_themselves_are_allowed() -> None:
-    p = SamplerParams(alpha=1e4, temperature=1e-4)
-    assert p.tau == 1e-4
+    p = SamplerParams(alpha=1e4, temperature=1e-4, proposal_temperature=1e-4)
+    assert p.tau == 1e-4 and SamplerParams(alpha=1e4).tau == 1 / 3  # the default rule: max(1/alpha, 1/3)
     assert SamplerParams(temperature=0).temperature == 0.0
 
 

@@ -147,7 +147,7 @@ async def test_sdk_read_timeout_is_a_provider_timeout(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_our_timeout_cuts_a_hanging_call_and_retries(kind: str) -> None:
-    model, server, rec = setup(kind, timeout=ProviderTimeoutPolicy(per_call_s=0.05))
+    model, server, rec = setup(kind, timeout=ProviderTimeoutPolicy(per_call_s=2.0))  # the retry must fit, loaded
     server.script.append("hang")
     await call(model, kind)
     assert rec.sleeps == [0.5]
