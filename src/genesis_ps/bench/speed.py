@@ -20,19 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from genesis_ps.bench.speed_power import power_rows, time_to_loglik
+from genesis_ps.bench.speed_reference import hf_generate, reference_mh
 from genesis_ps.sampling.params import check_int, check_positive, check_seed
 
 __all__ = ["SpeedConfig", "reference_mh", "register", "run_speed"]
+
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
 
@@ -150,7 +149,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     run(model.generate(prompt, max_new_tokens=8, seed=seed))
     if plain is not None:
         run(plain.generate(prompt, max_new_tokens=8, seed=seed))
-    _hf_generate(model, prompt, 8, 1.0, seed)
+    hf_generate(model, prompt, 8, 1.0, seed)
 
     ours_rates, fp32_rates, hf_rates = [], [], []
     for r in range(cfg.repeats):
@@ -165,7 +164,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
             c = run(plain.generate(prompt, max_new_tokens=T, temperature=1.0, seed=seed + r))
             fp32_rates.append(c.tokens_generated / (time.perf_counter() - t))
         t = time.perf_counter()
-        n = _hf_generate(model, prompt, T, 1.0, seed + r)
+        n = hf_generate(model, prompt, T, 1.0, seed + r)
         hf_rates.append(n / (time.perf_counter() - t))
         fp32_msg = f", ours on fp32 weights {fp32_rates[-1]:.1f}" if fp32_rates else ""
         say(f"decode rate: ours {ours_rates[-1]:.1f} tok/s{fp32_msg}, generate {hf_rates[-1]:.1f} tok/s")
@@ -242,88 +241,6 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
                    f"--n-mcmc {cfg.n_mcmc} --max-new-tokens {T} --particles {cfg.n_particles} --repeats {cfg.repeats}"
                    + f" --loglik-prompts {cfg.loglik_prompts} --loglik-tokens {cfg.loglik_tokens}"
                    + (f" --threads {cfg.num_threads}" if cfg.num_threads else ""),
-    }
-
-
-def _hf_generate(model: Any, prompt: Any, n: int, temperature: float, seed: int) -> int:
-    """Plain HF ``generate`` sampling (no truncation); returns the number of new tokens."""
-    import torch
-
-    ids = torch.tensor([list(model.encode_prompt(prompt))], device=model._engine.device)
-    torch.manual_seed(seed)
-    eos = model.capabilities.eos_token_id
-    with torch.inference_mode():
-        out = model.hf_model.generate(
-            ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-            max_new_tokens=n, eos_token_id=eos, pad_token_id=eos,
-        )
-    return int(out.shape[1] - ids.shape[1])
-
-
-def _hf_propose(
-    model: Any, ids: list[int], n: int, tau: float, seed: int
-) -> tuple[list[int], list[float], list[float], bool]:
-    """One reference-style proposal: ``generate`` from scratch on prompt + prefix ``ids``; exact log p from
-    the raw logits, exact log q from the processed scores (logits / τ; no truncation)."""
-    import torch
-
-    eos = model.capabilities.eos_token_id
-    x = torch.tensor([ids], device=model._engine.device)
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        out = model.hf_model.generate(
-            x, attention_mask=torch.ones_like(x), do_sample=True, temperature=tau, top_k=0, top_p=1.0,
-            max_new_tokens=n, eos_token_id=eos, pad_token_id=eos,
-            output_scores=True, output_logits=True, return_dict_in_generate=True,
-        )
-        toks = out.sequences[0, len(ids):]
-        logits = torch.stack(out.logits, 0)[:, 0].float()
-        scores = torch.stack(out.scores, 0)[:, 0].float()
-        k = min(len(toks), logits.shape[0])
-        toks = toks[:k]
-        idx = toks.view(-1, 1)
-        lp = torch.log_softmax(logits[:k], -1).gather(-1, idx).view(-1).tolist()
-        lq = torch.log_softmax(scores[:k], -1).gather(-1, idx).view(-1).tolist()
-    tl = [int(t) for t in toks.tolist()]
-    return tl, lp, lq, bool(tl and tl[-1] == eos)
-
-
-def reference_mh(
-    model: Any, prompt: Any, *, alpha: float, block_size: int, n_mcmc: int, max_new_tokens: int, seed: int
-) -> dict[str, Any]:
-    """Block-wise MH with the same schedule and acceptance rule as :mod:`genesis_ps.sampling.mh`
-    (stage-limited proposals, length correction), but every proposal made the reference code's way."""
-    from genesis_ps.sampling.mh import mh_log_ratio, stage_limits
-
-    rng = np.random.default_rng(seed)
-    p_ids = list(model.encode_prompt(prompt))
-    tau = 1.0 / alpha
-    toks: list[int] = []
-    lp: list[float] = []
-    lq: list[float] = []
-    eos = False
-    generated = proposals = accepted = 0
-    t0 = time.perf_counter()
-    for limit in stage_limits(max_new_tokens, block_size):
-        if not eos and len(toks) < limit:
-            nt, nlp, nlq, eos = _hf_propose(model, p_ids + toks, limit - len(toks), tau, int(rng.integers(2**31)))
-            toks, lp, lq = toks + nt, lp + nlp, lq + nlq
-            generated += len(nt)
-        for _ in range(n_mcmc):
-            t = int(rng.integers(0, len(toks)))
-            nt, nlp, nlq, neos = _hf_propose(model, p_ids + toks[:t], limit - t, tau, int(rng.integers(2**31)))
-            generated += len(nt)
-            proposals += 1
-            lr = mh_log_ratio(alpha, lp[t:], lq[t:], nlp, nlq, cur_len=len(toks), prop_len=t + len(nt))
-            if lr >= 0 or rng.random() < math.exp(lr):
-                toks, lp, lq, eos = toks[:t] + nt, lp[:t] + nlp, lq[:t] + nlq, neos
-                accepted += 1
-    return {
-        "seconds": time.perf_counter() - t0,
-        "tokens_generated": generated,
-        "tokens_returned": len(toks),
-        "acceptance_rate": accepted / proposals if proposals else None,
-        "text": model.decode(toks),
     }
 
 
