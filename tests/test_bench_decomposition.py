@@ -56,7 +56,9 @@ async def test_gold_answers_score_one_and_reports_are_written(toy_data: Path, tm
         a = rep["methods"][m]
         assert a["n"] == 2 and a["f1_chain"]["mean"] == 1.0 and a["f1_graph"]["mean"] == 1.0 and a["parse_rate"] == 1.0
     assert [s["id"] for s in rep["skipped_records"]] == ["bad"]
-    assert {Path(f).name for f in rep["files"]} == {"report.json", "report.md", "quality_vs_cost.png", "per_domain.png"}
+    assert {Path(f).name for f in rep["files"]} == {
+        "report.json", "report.md", "quality_vs_cost.png", "per_domain.png", "f1_vs_tokens.png",
+    }
     lines = (out / "rows.jsonl").read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[0])["f1_graph"] == 1.0
     assert "f1_chain" in (out / "report.md").read_text()
@@ -158,3 +160,15 @@ def test_cli_bad_arguments_fail_before_the_model_loads(toy_data: Path, capsys: p
     assert "methods" in capsys.readouterr().err
     assert main(["bench", "quality", "--kind", "mul9"]) == 2
     assert "kind" in capsys.readouterr().err
+
+
+async def test_compute_matched_baselines_per_record(toy_data: Path) -> None:
+    rep = await run_decomposition(_cfg(toy_data, None, "single,power-mh,bon,self_consistency"), ScriptedModel([GOLD]))
+    ms = rep["methods"]
+    assert set(ms) == {"single", "power-mh", "bon[power-mh]", "self_consistency[power-mh]"}
+    # the scripted model's power-mh is imh over n_mcmc + 1 = 3 proposals: the baselines draw as many tokens
+    assert ms["bon[power-mh]"]["tokens_generated_mean"] == ms["power-mh"]["tokens_generated_mean"]
+    assert ms["self_consistency[power-mh]"]["f1_graph"]["mean"] == 1.0
+    assert {c["a"] for c in rep["matched_comparisons"]} == {"bon[power-mh]", "self_consistency[power-mh]"}
+    with pytest.raises(ConfigError):
+        await run_decomposition(_cfg(toy_data, None, "single,bon"), ScriptedModel([GOLD]))

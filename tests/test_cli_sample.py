@@ -117,7 +117,8 @@ def test_sample_subprocess_prints_one_json_object() -> None:
     assert "Converting" not in out.stderr  # the GGUF conversion's progress bar is silenced
 
 
-@pytest.mark.parametrize("argv", [["--repeats", "0"], ["--alpha", "0"], ["--n-mcmc", "0"], ["--threads", "0"]])
+@pytest.mark.parametrize("argv", [["--repeats", "0"], ["--alpha", "0"], ["--n-mcmc", "0"], ["--threads", "0"],
+                                  ["--loglik-prompts", "-1"], ["--loglik-tokens", "0"]])
 def test_bench_speed_validates_before_loading(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
@@ -131,14 +132,22 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
     from genesis_ps.providers.local import blockmm
 
     argv = ["bench", "speed", "--json", "--max-new-tokens", "8", "--block-size", "4", "--n-mcmc", "1",
-            "--particles", "2", "--seed", "1"]
+            "--particles", "2", "--seed", "1", "--loglik-prompts", "2", "--loglik-tokens", "6"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("single_s", "mh_s", "mh_reference_style_s", "smc_s", "decode_tok_s", "generate_tok_s", "tokens"):
         assert key in report
     assert set(report["ratios"]) >= {"decode_speedup_vs_generate", "mh_speedup_vs_reference_style",
-                                     "mh_per_token_vs_single", "smc_vs_single"}
+                                     "mh_per_token_vs_single", "smc_vs_single", "tps_vs_single",
+                                     "mh_entropy_time_to_mh_loglik", "smc_kv_peak_cow_vs_no_cow"}
     assert all(v > 0 for v in report["ratios"].values() if v is not None)
+    assert set(report["rows"]) == {"single", "mh", "mh_entropy", "mh_adaptive", "tps", "smc_no_cow", "smc"}
+    for name, row in report["rows"].items():
+        assert row["wall_s"] > 0 and row["tokens_generated"] > 0 and row["ms_per_token"] > 0, name
+    assert report["rows"]["mh_entropy"]["extra"]["cuts"] == "entropy"
+    ll = report["loglik"]
+    assert ll["prompts"] == 2 and ll["mh_entropy_trace"] and ll["mh_mean_loglik"] < 0
+    assert (ll["ratio"] is None) == (ll["mh_entropy_reached"] is None)
     assert report["tokens"]["smc"] >= report["smc_tokens_returned"] > 0
     assert report["tokens"]["mh"] > 0 and report["tokens"]["single"] > 0
     blocks = report["settings"]["block_weight_matrices"]

@@ -19,8 +19,8 @@ SURFACE: dict[str, list[str]] = {
         "build_model", "fallback_reason", "generate", "model_generator", "power_sample", "single_shot",
     ],
     "genesis_ps.sampling": [
-        "Budget", "Capabilities", "Completion", "GenerationResult", "Prompt", "SamplerParams", "Segment",
-        "Target", "TokenModel", "as_prompt", "run_power_sample", "run_single_shot",
+        "Budget", "Capabilities", "Completion", "GenerationResult", "LookaheadModel", "Prompt", "SamplerParams",
+        "Segment", "Target", "TokenModel", "as_prompt", "run_power_sample", "run_single_shot",
     ],
     "genesis_ps.providers": [
         "AnthropicModel", "BreakerPolicy", "GeminiModel", "LocalModel", "OpenAIChatModel",

@@ -8,6 +8,12 @@ plus the decomposition evaluator's quality score, tokens generated, the measured
 latency. When the planner had to fall back to its heuristic decomposition (the model's output was
 unusable), the record scores 0 on the WorFBench metrics, as an unparseable prediction does in the paper.
 Rows are appended to ``rows.jsonl`` as they finish; the report (JSON, Markdown, PNG) is written at the end.
+
+``bon`` / ``self_consistency`` in ``--methods`` add compute-matched baselines
+(:mod:`genesis_ps.bench.baselines`) for every power method listed: on each record, the planner's generation
+is best-of-N (mean log-likelihood per token) or the majority workflow (the same parsed task list, compared
+as normalised text; exact repeats are rare, and without one it is best-of-N) over N standard samples whose
+tokens match the power method's measured tokens on that record.
 """
 
 from __future__ import annotations
@@ -17,14 +23,16 @@ import asyncio
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from genesis_ps.bench.baselines import Pool, baseline_name
 from genesis_ps.bench.methods import MethodSpec, check_capabilities, parse_methods, run_method
 from genesis_ps.bench.worfbench import Record, Workflow, chain_scores, graph_scores, load_records, parse_workflow
 from genesis_ps.errors import ConfigError, GenesisError
-from genesis_ps.sampling.params import SamplerParams
+from genesis_ps.generation import Generator
+from genesis_ps.sampling.params import SamplerParams, check_temperature
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 
@@ -58,6 +66,8 @@ class DecompositionConfig:
     out: str | None = None
     progress: bool = False
     command: str = ""
+    baseline_temperature: float = 1.0
+    """Temperature of the samples ``bon`` and ``self_consistency`` choose among."""
 
 
 def dag_to_workflow(dag: Any) -> Workflow:
@@ -82,22 +92,58 @@ def score_prediction(pred: Workflow | None, gold: Workflow, matcher: Any) -> dic
     }
 
 
+def workflow_answer(text: str, request: str) -> tuple[str, ...] | None:
+    """The parsed task list of ``text`` as normalised strings (the answer self-consistency votes on)."""
+    from genesis_ps.planners.parse import parse_dag
+
+    dag = parse_dag(text, request=request).dag
+    if dag is None or not dag.tasks:
+        return None
+    return tuple(" ".join(t.description.lower().split()) for t in dag.tasks)
+
+
+def _baseline_generator(model: TokenModel, rec: Record, kind: str, target: float, cfg: DecompositionConfig,
+                        seed: int, pools: dict[Prompt, Pool]) -> Generator:  # fmt: skip
+    """A generator answering with the ``kind`` baseline over the record's shared pool of samples."""
+    from genesis_ps.generation import single_shot
+
+    async def gen(prompt: Prompt, *, power: bool, params: SamplerParams | None = None) -> GenerationResult:
+        pool = pools.get(prompt)
+        if pool is None:
+
+            async def draw(j: int) -> GenerationResult:
+                return await single_shot(model, prompt, max_new_tokens=cfg.params.max_new_tokens,
+                                         temperature=cfg.baseline_temperature,
+                                         seed=(seed * 7919 + 1_000_003 * (j + 1)) % 2**31)  # fmt: skip
+
+            pool = pools[prompt] = Pool(draw)
+        pick = await pool.pick(kind, target, extract=lambda text: workflow_answer(text, rec.task))
+        r = replace(pick.result, tokens_generated=pick.tokens_generated)
+        r.extra = {**r.extra, "baseline": kind, "n": pick.n, "target_tokens": target, "votes": pick.votes}
+        return r
+
+    return gen
+
+
 async def _one(
-    model: TokenModel, rec: Record, spec: MethodSpec, cfg: DecompositionConfig, seed: int, matcher: Any
+    model: TokenModel, rec: Record, spec: MethodSpec, cfg: DecompositionConfig, seed: int, matcher: Any,
+    generator: Generator | None = None, name: str | None = None,
 ) -> dict[str, Any]:
     from genesis_ps.planners.planner import decompose
 
     params = cfg.params.with_(seed=seed)
 
-    async def gen(prompt: Prompt, *, power: bool, params: SamplerParams | None = None) -> GenerationResult:
+    async def plain(prompt: Prompt, *, power: bool, params: SamplerParams | None = None) -> GenerationResult:
         return await run_method(model, prompt, spec, params or cfg.params.with_(seed=seed))
+
+    gen = generator or plain
 
     t0 = time.perf_counter()
     d = await decompose(
         rec.task,
         generator=gen,
         params=params,
-        method=spec.sampler,
+        method="single" if spec.baseline else spec.sampler,
         style="worfbench",
         instructions=rec.system or None,
         max_attempts=cfg.max_attempts,
@@ -113,7 +159,7 @@ async def _one(
     return {
         "id": rec.id,
         "domain": rec.domain,
-        "method": spec.name,
+        "method": name or spec.name,
         "seed": seed,
         "parse_ok": d.fallback is None,
         "valid": pred is not None and pred.valid,
@@ -136,6 +182,7 @@ async def _one(
         "latency_s": time.perf_counter() - t0,
         "acceptance_rate": next((g.acceptance_rate for g in d.generations if g.acceptance_rate is not None), None),
         "text": last,
+        "baseline_n": d.generations[-1].extra.get("n") if d.generations else None,
     }
 
 
@@ -162,27 +209,49 @@ async def run_decomposition(cfg: DecompositionConfig, model: TokenModel) -> dict
     out_dir = Path(cfg.out) if cfg.out else None
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
+    regular = [m for m in cfg.methods if not m.baseline]
+    kinds = [m.sampler for m in cfg.methods if m.baseline]
+    power = [m.name for m in regular if m.power]
+    if kinds and not power:
+        raise ConfigError("methods", "bon / self_consistency are matched to power methods: list at least one")
+    by_name = {m.name: m for m in cfg.methods}
     with (
         JsonlWriter(out_dir / "rows.jsonl" if out_dir else None) as sink,
-        progress(len(records) * len(cfg.methods), "decomposition", enabled=cfg.progress) as advance,
-    ):
+        progress(len(records) * (len(regular) + len(power) * len(kinds)), "decomposition",
+                 enabled=cfg.progress) as advance,
+    ):  # fmt: skip
         for i, rec in enumerate(records):
             seed = cfg.seed * 100_003 + i
-            for spec in cfg.methods:
+            tokens: dict[str, int] = {}
+            jobs: list[tuple[MethodSpec, Generator | None, str]] = [(spec, None, spec.name) for spec in regular]
+            pools: dict[Prompt, Pool] = {}
+            k = 0
+            while k < len(jobs):
+                spec, gen, name = jobs[k]
+                k += 1
                 try:
-                    row = await _one(model, rec, spec, cfg, seed, matcher)
+                    row = await _one(model, rec, spec, cfg, seed, matcher, gen, name)
                 except ConfigError:
                     raise
                 except (GenesisError, TimeoutError, RuntimeError) as e:
-                    err = {"id": rec.id, "domain": rec.domain, "method": spec.name, "error": f"{type(e).__name__}: {e}"}
+                    err = {"id": rec.id, "domain": rec.domain, "method": name, "error": f"{type(e).__name__}: {e}"}
                     errors.append(err)
                     sink.write({**err, "kind": "error"})
-                    advance(1, f"{spec.name}: error")
+                    advance(1, f"{name}: error")
                     continue
                 rows.append(row)
                 sink.write(row)
-                advance(1, f"{spec.name} f1_graph={row['f1_graph']:.2f}")
-    report = summarise(rows, [m.name for m in cfg.methods], errors=errors, skipped=skipped)
+                advance(1, f"{name} f1_graph={row['f1_graph']:.2f}")
+                if spec.power:
+                    tokens[name] = row["tokens_generated"]
+                if k == len(regular):  # every regular method done: queue the baselines matched to each
+                    jobs += [
+                        (by_name[kind], _baseline_generator(model, rec, kind, tokens[m], cfg, seed, pools),
+                         baseline_name(kind, m))
+                        for m in power if m in tokens for kind in kinds
+                    ]  # fmt: skip
+    names = [m.name for m in regular] + [baseline_name(kd, m) for m in power for kd in kinds]
+    report = summarise(rows, names, errors=errors, skipped=skipped)
     report["config"] = {
         "data": str(cfg.data),
         "domains": cfg.domains,
@@ -195,6 +264,8 @@ async def run_decomposition(cfg: DecompositionConfig, model: TokenModel) -> dict
         "max_new_tokens": cfg.params.max_new_tokens,
         "max_attempts": cfg.max_attempts,
         "seed": cfg.seed,
+        "baseline_temperature": cfg.baseline_temperature if kinds else None,
+        "proposal_temperature": cfg.params.tau,
         "matcher": matcher.name,
         "match_threshold": matcher.threshold,
         "matcher_note": matcher_note,
@@ -216,7 +287,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--domains", default=None, help="comma-separated domains (default: all in --data)")
     p.add_argument("--limit", type=int, default=5, help="records per domain (default 5)")
-    p.add_argument("--methods", default="single,power-mh", help="greedy,single,low-temp,power-mh,power-smc,power-imh")
+    p.add_argument("--methods", default="single,power-mh",
+                   help="greedy,single,low-temp,power-mh,power-mh-entropy,power-smc,power-imh,power-tps and the "
+                   "compute-matched baselines bon,self_consistency")
+    p.add_argument("--baseline-temperature", type=float, default=1.0, help="temperature of bon / self_consistency")
     p.add_argument("--provider", default="embedded")
     p.add_argument("--model", default=None)
     p.add_argument("--base-url", default=None)
@@ -256,6 +330,7 @@ def _main(args: argparse.Namespace) -> int:
         out=args.out,
         progress=not args.json,
         command="genesis-ps " + " ".join(sys.argv[1:]),
+        baseline_temperature=check_temperature(args.baseline_temperature, "--baseline-temperature"),
     )
     if cfg.limit is not None and cfg.limit < 1:
         raise ConfigError("limit", f"must be >= 1, got {cfg.limit}")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from genesis_ps.bench.quality_report import matched_table, pareto_frontier, verdict
 from genesis_ps.bench.report import (
     bar_plot,
     comparisons_table,
@@ -67,11 +68,32 @@ def summarise(
             pairs = [(a[i][metric], b[i][metric]) for i in ids if a[i][metric] is not None and b[i][metric] is not None]
             c = paired_compare([p[0] for p in pairs], [p[1] for p in pairs], name_a=base or "", name_b=m, metric=metric)
             comparisons.append(c.to_dict())
+    matched = []
+    for m in methods:
+        if "[" not in m or not by_method[m]:
+            continue
+        pw = m[m.index("[") + 1 : -1]
+        a = {r["id"]: r for r in by_method[m]}
+        b = {r["id"]: r for r in by_method.get(pw, [])}
+        ids = [i for i in a if i in b]
+        for metric in ("f1_chain", "f1_graph"):
+            mc = paired_compare([a[i][metric] for i in ids], [b[i][metric] for i in ids], name_a=m, name_b=pw,
+                                metric=metric).to_dict()  # fmt: skip
+            row: dict[str, Any] = dict(mc)
+            row["tokens_power"] = mean_present([float(b[i]["tokens_generated"]) for i in ids])
+            row["tokens_baseline"] = mean_present([float(a[i]["tokens_generated"]) for i in ids])
+            row["verdict"] = verdict(row)
+            matched.append(row)
+    agg = {m: _aggregate(by_method[m]) for m in methods if by_method[m]}
     return {
         "benchmark": "decomposition",
+        "matched_comparisons": matched,
+        "pareto_frontier": pareto_frontier(
+            {n: (a["tokens_generated_mean"], a["f1_graph"]["mean"]) for n, a in agg.items()}
+        ),
         "created_utc": now_utc(),
         "machine": machine_info(),
-        "methods": {m: _aggregate(by_method[m]) for m in methods if by_method[m]},
+        "methods": agg,
         "per_domain": per_domain,
         "comparisons": comparisons,
         "errors": errors,
@@ -138,6 +160,21 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if report["comparisons"]:
         lines += ["## Paired comparisons (same records)", "", comparisons_table(report["comparisons"]), ""]
+    if report.get("matched_comparisons"):
+        lines += [
+            "## Power methods against their compute-matched baselines (same records)",
+            "",
+            "Each baseline drew standard samples per record until their measured tokens matched the power "
+            "method's there (best-of-N by mean log-likelihood per token; self-consistency by majority parsed "
+            "task list). The difference is power minus baseline.",
+            "",
+            matched_table(report["matched_comparisons"]).replace("acc. power", "power").replace("acc. baseline",
+                                                                                                 "baseline"),
+            "",
+        ]
+    if report.get("pareto_frontier"):
+        lines += [f"Pareto frontier (f1_graph vs measured tokens per record): {', '.join(report['pareto_frontier'])}.",
+                  ""]
     drow = []
     for d, ms in report["per_domain"].items():
         for name, a in ms.items():
@@ -174,6 +211,21 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> list[str]:
             xlabel="measured cost multiplier (tokens generated / returned)",
             ylabel="f1_graph (mean, 95% CI)",
             title="WorFBench: quality vs cost per method",
+        )
+    )
+    tok_pts = [
+        (n, a["tokens_generated_mean"], a["f1_graph"]["mean"], a["f1_graph"]["ci_low"], a["f1_graph"]["ci_high"])
+        for n, a in report["methods"].items()
+    ]
+    files.append(
+        scatter_plot(
+            out / "f1_vs_tokens.png",
+            tok_pts,
+            xlabel="measured tokens generated per record",
+            ylabel="f1_graph (mean, 95% CI)",
+            title="WorFBench: f1_graph vs measured tokens (Pareto: "
+            f"{', '.join(report.get('pareto_frontier', []))})",
+            logx=False,
         )
     )
     domains = list(report["per_domain"])

@@ -15,7 +15,8 @@ and ``tokens_per_sample``, every token the method generated per returned sample.
 * **main** — every toy at α ∈ {2, 4}: ``mh`` (uniform cuts), ``mh_entropy`` (decision-point cuts),
   ``mh_adaptive`` (adaptive effort), ``mh_naive`` (the ablation without the stage limit and the length
   correction; ``--method mh_no_length_term`` / ``mh_own_length`` drop one of the two), ``smc``, ``imh``,
-  ``tps`` (token-level power sampling, approximate, at each of ``--tps-rollouts``) and ``low_temp``;
+  ``smc_adaptive`` (rounds of particles pooled by Ẑ), ``tps`` (token-level power sampling, approximate, at
+  each of ``--tps-rollouts``) and ``low_temp``;
 * **large_alpha** — the trap toy (its likeliest sequences do not start with the likeliest token) at
   α ∈ {2, 4, 8, 16, 50}: ``mh`` and ``smc`` at the default proposal temperature max(1/α, 1/3) beside
   ``mh_cold`` / ``smc_cold`` at τ = 1/α, with ``unmixed_fraction``: the share of runs that could not
@@ -52,8 +53,8 @@ from genesis_ps.testing.toys import TOYS, ToyLM
 
 __all__ = ["BENCH_METHODS", "ExactnessConfig", "draw", "register", "run_exactness", "tokens_to_target"]
 
-BENCH_METHODS = ("mh", "mh_entropy", "mh_adaptive", "mh_naive", "smc", "imh", "tps", "low_temp")
-EXTRA_METHODS = ("mh_no_length_term", "mh_own_length", "smc_anneal", "smc_chopthin", "smc_adaptive", "mh_cold",
+BENCH_METHODS = ("mh", "mh_entropy", "mh_adaptive", "mh_naive", "smc", "smc_adaptive", "imh", "tps", "low_temp")
+EXTRA_METHODS = ("mh_no_length_term", "mh_own_length", "smc_anneal", "smc_chopthin", "mh_cold",
                  "smc_cold", "mh_mtm")  # fmt: skip
 """Optional rows (``--method``): MH with only the length term or only the stage limit dropped; SMC with α
 annealed over two blocks, with chopthin resampling, with adaptive rounds; MH / SMC at τ = 1/α; MH with

@@ -2,7 +2,10 @@
 
 ``greedy`` (temperature 0), ``single`` (standard sampling, τ = 1), ``low-temp`` (τ = 1/α — the
 token-level sharpening power sampling is usually compared with), ``power-mh`` (block-wise
-Metropolis–Hastings), ``power-smc`` (Sequential Monte Carlo) and ``power-imh`` (independence MH).
+Metropolis–Hastings), ``power-mh-entropy`` (MH with decision-point cuts), ``power-smc`` (Sequential Monte
+Carlo), ``power-imh`` (independence MH) and ``power-tps`` (token-level power sampling); and the
+compute-matched baselines ``bon`` and ``self_consistency`` (:mod:`genesis_ps.bench.baselines`), which a
+benchmark runs once per power method, matched to its measured tokens.
 Power methods go through :func:`genesis_ps.generation.generate`, so a failure falls back to
 single-shot *visibly* (``GenerationResult.fallback``); the benchmarks count those fallbacks.
 """
@@ -24,13 +27,20 @@ __all__ = ["METHOD_NAMES", "MethodSpec", "check_capabilities", "parse_methods", 
 class MethodSpec:
     name: str
     sampler: str
-    """``single`` or a power-sampling method (``mh``, ``smc``, ``imh``)."""
+    """``single``, a power-sampling method (``mh``, ``smc``, ``imh``, ``tps``) or a baseline (``bon``,
+    ``self_consistency``)."""
     temperature: str = "1"
     """For ``single``: ``0``, ``1`` or ``1/alpha``."""
+    overrides: tuple[tuple[str, object], ...] = ()
+    """Sampler parameters this method sets (e.g. ``cuts="entropy"``)."""
 
     @property
     def power(self) -> bool:
-        return self.sampler != "single"
+        return self.sampler not in ("single", "bon", "self_consistency")
+
+    @property
+    def baseline(self) -> bool:
+        return self.sampler in ("bon", "self_consistency")
 
 
 _SPECS = {
@@ -38,11 +48,17 @@ _SPECS = {
     "single": MethodSpec("single", "single", "1"),
     "low-temp": MethodSpec("low-temp", "single", "1/alpha"),
     "power-mh": MethodSpec("power-mh", "mh"),
+    "power-mh-entropy": MethodSpec("power-mh-entropy", "mh", overrides=(("cuts", "entropy"),)),
     "power-smc": MethodSpec("power-smc", "smc"),
     "power-imh": MethodSpec("power-imh", "imh"),
+    "power-tps": MethodSpec("power-tps", "tps"),
+    "bon": MethodSpec("bon", "bon"),
+    "self_consistency": MethodSpec("self_consistency", "self_consistency"),
 }
 METHOD_NAMES: tuple[str, ...] = tuple(_SPECS)
-_ALIASES = {"standard": "single", "mh": "power-mh", "smc": "power-smc", "imh": "power-imh", "low_temp": "low-temp"}
+_ALIASES = {"standard": "single", "mh": "power-mh", "smc": "power-smc", "imh": "power-imh", "low_temp": "low-temp",
+            "tps": "power-tps", "mh_entropy": "power-mh-entropy", "best-of-n": "bon", "self-consistency":
+            "self_consistency"}  # fmt: skip
 
 
 def parse_methods(text: str | Sequence[str]) -> list[MethodSpec]:
@@ -75,12 +91,14 @@ async def run_method(model: TokenModel, prompt: Prompt, spec: MethodSpec, params
     """Generate once with ``spec`` (α, lengths, seed and sampler sizes from ``params``)."""
     from genesis_ps.generation import generate, single_shot
 
+    if spec.baseline:
+        raise ValueError(f"{spec.name} is a compute-matched baseline: run it through bench.baselines.Pool")
     if not spec.power:
         temp = {"0": 0.0, "1": 1.0, "1/alpha": 1.0 / params.alpha}[spec.temperature]
         r = await single_shot(model, prompt, max_new_tokens=params.max_new_tokens, temperature=temp, seed=params.seed)
         r.requested_method = spec.name
         r.alpha = params.alpha if spec.temperature == "1/alpha" else None
         return r
-    r = await generate(model, prompt, params.with_(method=spec.sampler), power=True)
+    r = await generate(model, prompt, params.with_(method=spec.sampler, **dict(spec.overrides)), power=True)
     r.extra = {**r.extra, "bench_method": spec.name}
     return r

@@ -11,6 +11,12 @@ distinct answers per problem, the mean log-likelihood per token under the base m
 (``logp_sum / tokens_returned``), tokens generated, the measured cost multiplier and wall time; and paired
 differences against ``single`` with bootstrap intervals and paired p-values. Rows go to ``rows.jsonl``
 as they finish.
+
+``bon`` and ``self_consistency`` in ``--methods`` add compute-matched baselines
+(:mod:`genesis_ps.bench.baselines`): for every power method in the list, on every problem and seed,
+best-of-N and majority vote over N standard samples whose tokens match that power method's measured
+tokens there (``bon[power-mh]``, …), each compared with its power method pairwise; ``accuracy_vs_tokens.png``
+is the Pareto plot of accuracy against measured tokens per item.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genesis_ps.bench.baselines import Pool, baseline_name
 from genesis_ps.bench.methods import MethodSpec, check_capabilities, parse_methods, run_method
 from genesis_ps.errors import ConfigError, GenesisError
-from genesis_ps.sampling.params import SamplerParams
+from genesis_ps.sampling.params import SamplerParams, check_temperature
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 
 __all__ = ["Item", "QualityConfig", "build_items", "register", "run_quality"]
@@ -63,6 +70,8 @@ class QualityConfig:
     out: str | None = None
     progress: bool = False
     command: str = ""
+    baseline_temperature: float = 1.0
+    """Temperature of the samples ``bon`` and ``self_consistency`` choose among."""
 
 
 def build_items(cfg: QualityConfig) -> tuple[list[Item], list[str]]:
@@ -96,16 +105,13 @@ def build_items(cfg: QualityConfig) -> tuple[list[Item], list[str]]:
     return [Item(p.id, math_prompt(p), p.answer, mcheck(p.answer)) for p in mprobs], skipped
 
 
-async def _one(model: TokenModel, item: Item, spec: MethodSpec, params: SamplerParams, k: int) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    r = await run_method(model, item.prompt, spec, params)
-    wall = time.perf_counter() - t0
+def _row(item: Item, name: str, k: int, seed: int | None, r: Any, wall: float) -> dict[str, Any]:
     ok, extracted = item.check(r.text)
     return {
         "id": item.id,
-        "method": spec.name,
+        "method": name,
         "seed_index": k,
-        "seed": params.seed,
+        "seed": seed,
         "correct": bool(ok),
         "extracted": extracted,
         "answer": item.answer,
@@ -121,6 +127,41 @@ async def _one(model: TokenModel, item: Item, spec: MethodSpec, params: SamplerP
     }
 
 
+async def _one(model: TokenModel, item: Item, spec: MethodSpec, params: SamplerParams, k: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    r = await run_method(model, item.prompt, spec, params)
+    return _row(item, spec.name, k, params.seed, r, time.perf_counter() - t0)
+
+
+def _pool(model: TokenModel, item: Item, params: SamplerParams, temperature: float) -> Pool:
+    from genesis_ps.generation import single_shot
+
+    async def draw(j: int) -> Any:
+        seed = (int(params.seed or 0) * 7919 + 1_000_003 * (j + 1)) % 2**31
+        return await single_shot(model, item.prompt, max_new_tokens=params.max_new_tokens, temperature=temperature,
+                                 seed=seed)  # fmt: skip
+
+    return Pool(draw)
+
+
+async def _baselines(
+    model: TokenModel, item: Item, kinds: list[str], targets: dict[str, float], params: SamplerParams, k: int,
+    temperature: float,
+) -> list[dict[str, Any]]:
+    """One row per (baseline kind, power method) for this item and seed, from one shared pool."""
+    pool = _pool(model, item, params, temperature)
+    out = []
+    for m, target in targets.items():
+        for kind in kinds:
+            pick = await pool.pick(kind, target, extract=lambda text: item.check(text)[1])
+            used = pool.samples[: pick.n]
+            row = _row(item, baseline_name(kind, m), k, params.seed, pick.result, sum(r.latency_s for r in used))
+            row |= {"tokens_generated": pick.tokens_generated, "baseline": kind, "matched_to": m, "n": pick.n,
+                    "target_tokens": target, "votes": pick.votes}  # fmt: skip
+            out.append(row)
+    return out
+
+
 async def run_quality(
     cfg: QualityConfig, model: TokenModel, prepared: tuple[list[Item], list[str]] | None = None
 ) -> dict[str, Any]:
@@ -133,12 +174,19 @@ async def run_quality(
     out_dir = Path(cfg.out) if cfg.out else None
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    runs = [(spec, k) for spec in cfg.methods for k in range(1 if spec.name == "greedy" else cfg.seeds)]
+    regular = [m for m in cfg.methods if not m.baseline]
+    kinds = [m.sampler for m in cfg.methods if m.baseline]
+    power = [m.name for m in regular if m.power]
+    if kinds and not power:
+        raise ConfigError("methods", "bon / self_consistency are matched to power methods: list at least one")
+    runs = [(spec, k) for spec in regular for k in range(1 if spec.name == "greedy" else cfg.seeds)]
+    total = len(items) * (len(runs) + cfg.seeds * len(power) * len(kinds))
     with (
         JsonlWriter(out_dir / "rows.jsonl" if out_dir else None) as sink,
-        progress(len(items) * len(runs), f"quality ({cfg.task})", enabled=cfg.progress) as advance,
+        progress(total, f"quality ({cfg.task})", enabled=cfg.progress) as advance,
     ):
         for i, item in enumerate(items):
+            tokens: dict[tuple[str, int], float] = {}
             for spec, k in runs:
                 params = cfg.params.with_(seed=(cfg.seed * 1_000_003 + i) * 101 + k)
                 try:
@@ -153,8 +201,17 @@ async def run_quality(
                     continue
                 rows.append(row)
                 sink.write(row)
+                tokens[(spec.name, k)] = row["tokens_generated"]
                 advance(1, f"{spec.name}: {'✓' if row['correct'] else '✗'}")
-    report = summarise(rows, [m.name for m in cfg.methods], n_items=len(items), seeds=cfg.seeds, errors=errors)
+            for k in range(cfg.seeds if kinds else 0):
+                targets = {m: tokens[(m, k)] for m in power if (m, k) in tokens}
+                params = cfg.params.with_(seed=(cfg.seed * 1_000_003 + i) * 101 + k)
+                for row in await _baselines(model, item, kinds, targets, params, k, cfg.baseline_temperature):
+                    rows.append(row)
+                    sink.write(row)
+                    advance(1, f"{row['method']}: {'✓' if row['correct'] else '✗'}")
+    names = [m.name for m in regular] + [baseline_name(kd, m) for m in power for kd in kinds]
+    report = summarise(rows, names, n_items=len(items), seeds=cfg.seeds, errors=errors)
     report["skipped_records"] = skipped
     report["config"] = {
         "task": cfg.task,
@@ -169,6 +226,8 @@ async def run_quality(
         "max_new_tokens": cfg.params.max_new_tokens,
         "seeds": cfg.seeds,
         "seed": cfg.seed,
+        "baseline_temperature": cfg.baseline_temperature if kinds else None,
+        "proposal_temperature": cfg.params.tau,
         "provider": model.provider,
         "model": model.model,
         "command": cfg.command,
@@ -187,7 +246,10 @@ def register(sub: Any) -> None:
     p.add_argument("--kind", default="add20", help="arithmetic kind: add20, add2, add12, sub2 (default add20)")
     p.add_argument("--shots", type=int, default=3, help="worked examples in each arithmetic prompt (default 3)")
     p.add_argument("--data", default=None, help="MATH500 JSON (default ../shared/benchmarks/math500/MATH500.json)")
-    p.add_argument("--methods", default="greedy,single,low-temp,power-mh,power-smc")
+    p.add_argument("--methods", default="greedy,single,low-temp,power-mh,power-smc",
+                   help="greedy,single,low-temp,power-mh,power-mh-entropy,power-smc,power-imh,power-tps, and the "
+                   "compute-matched baselines bon,self_consistency")
+    p.add_argument("--baseline-temperature", type=float, default=1.0, help="temperature of bon / self_consistency")
     p.add_argument("--provider", default="embedded")
     p.add_argument("--model", default=None)
     p.add_argument("--base-url", default=None)
@@ -223,6 +285,7 @@ def _main(args: argparse.Namespace) -> int:
         out=args.out,
         progress=not args.json,
         command="genesis-ps " + " ".join(sys.argv[1:]),
+        baseline_temperature=check_temperature(args.baseline_temperature, "--baseline-temperature"),
     )
     prepared = build_items(cfg)  # before the model loads: bad task options fail first
     from genesis_ps.providers.registry import build_model

@@ -20,7 +20,7 @@ from genesis_ps.bench.report import (
 )
 from genesis_ps.bench.stats import paired_compare, wilson_interval
 
-__all__ = ["markdown", "summarise", "write_reports"]
+__all__ = ["markdown", "matched_table", "pareto_frontier", "summarise", "verdict", "write_reports"]
 
 
 def _by_item(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -94,6 +94,25 @@ def summarise(
                     [a for a, _ in pairs], [b for _, b in pairs], name_a=base, name_b=m, metric=name
                 ).to_dict()
             )
+    matched = []
+    for m in methods:
+        if "[" not in m or not by_method[m]:
+            continue
+        power = m[m.index("[") + 1 : -1]
+        if not by_method.get(power):
+            continue
+        pi, bi2 = _by_item(by_method[power]), _by_item(by_method[m])
+        ids = [i for i in pi if i in bi2]
+        f = _ITEM_METRICS["accuracy (mean over seeds)"]
+        raw = [(f(bi2[i]), f(pi[i])) for i in ids]
+        pairs = [(a, b) for a, b in raw if a is not None and b is not None]
+        c = paired_compare([a for a, _ in pairs], [b for _, b in pairs], name_a=m, name_b=power,
+                           metric="accuracy (mean over seeds)").to_dict()  # fmt: skip
+        c["tokens_power"] = mean_present([float(r["tokens_generated"]) for r in by_method[power]])
+        c["tokens_baseline"] = mean_present([float(r["tokens_generated"]) for r in by_method[m]])
+        c["verdict"] = verdict(c)
+        matched.append(c)
+    agg = {m: _aggregate(by_method[m]) for m in methods if by_method[m]}
     return {
         "benchmark": "quality",
         "created_utc": now_utc(),
@@ -101,11 +120,48 @@ def summarise(
         "n_items": n_items,
         "seeds": seeds,
         "baseline": base,
-        "methods": {m: _aggregate(by_method[m]) for m in methods if by_method[m]},
+        "methods": agg,
         "comparisons": comparisons,
+        "matched_comparisons": matched,
+        "pareto_frontier": pareto_frontier({n: (a["tokens_generated_mean"], a["accuracy"]) for n, a in agg.items()}),
         "errors": errors,
         "rows": rows,
     }
+
+
+def verdict(c: dict[str, Any]) -> str:
+    """What a paired comparison (power method minus its matched baseline) shows, and no more."""
+    lo, hi = c.get("ci_low"), c.get("ci_high")
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no data"
+    if lo > 0:
+        return f"{c['b']} beats {c['a']} (95% CI above 0)"
+    if hi < 0:
+        return f"{c['a']} beats {c['b']} (95% CI below 0)"
+    return "not distinguishable (95% CI spans 0)"
+
+
+def pareto_frontier(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Methods no other method beats on accuracy at fewer or equal measured tokens, cheapest first."""
+    out: list[str] = []
+    best = -math.inf
+    for name, (tok, acc) in sorted(points.items(), key=lambda kv: (kv[1][0], -kv[1][1])):
+        if math.isfinite(tok) and math.isfinite(acc) and acc > best:
+            out.append(name)
+            best = acc
+    return out
+
+
+def matched_table(matched: Sequence[dict[str, Any]]) -> str:
+    rows = [
+        [c["b"], c["a"], fmt(c["tokens_power"], 1), fmt(c["tokens_baseline"], 1), c["mean_b"], c["mean_a"],
+         c["mean_diff"], f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]", c["p_permutation"], c["verdict"]]
+        for c in matched
+    ]  # fmt: skip
+    return markdown_table(
+        ["power method", "matched baseline", "tokens/sample (power)", "tokens/sample (baseline)", "acc. power",
+         "acc. baseline", "difference", "paired bootstrap 95% CI", "p (perm.)", "what it shows"], rows,
+    )  # fmt: skip
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -168,6 +224,20 @@ def markdown(report: dict[str, Any]) -> str:
     if report["comparisons"]:
         heading = f"## Paired differences against {report.get('baseline')} (same problems)"
         lines += [heading, "", comparisons_table(report["comparisons"]), ""]
+    if report.get("matched_comparisons"):
+        lines += [
+            "## Power methods against their compute-matched baselines (same problems and seeds)",
+            "",
+            "Each baseline drew standard samples on each problem and seed until their measured tokens matched the "
+            "power method's there (best-of-N by mean log-likelihood per token; self-consistency by majority "
+            "answer). Accuracy is the mean over seeds, per problem; the difference is power minus baseline.",
+            "",
+            matched_table(report["matched_comparisons"]),
+            "",
+        ]
+    if report.get("pareto_frontier"):
+        lines += [f"Pareto frontier (accuracy vs measured tokens per sample): {', '.join(report['pareto_frontier'])}.",
+                  ""]
     if report.get("errors"):
         lines += [f"Errors: {len(report['errors'])} (in report.json).", ""]
     return "\n".join(lines)
@@ -188,6 +258,19 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> list[str]:
             xlabel="measured cost multiplier (tokens generated / returned)",
             ylabel="accuracy, seed 0 (Wilson 95% CI)",
             title=f"{report.get('config', {}).get('task', '')}: accuracy vs cost per method",
+        )
+    )
+    tok_pts = [(n, a["tokens_generated_mean"], a["accuracy"], a["accuracy_ci"][0], a["accuracy_ci"][1])
+               for n, a in ms.items()]  # fmt: skip
+    files.append(
+        scatter_plot(
+            out / "accuracy_vs_tokens.png",
+            tok_pts,
+            xlabel="measured tokens generated per problem and seed",
+            ylabel="accuracy, seed 0 (Wilson 95% CI)",
+            title=f"{report.get('config', {}).get('task', '')}: accuracy vs measured tokens (Pareto: "
+            f"{', '.join(report.get('pareto_frontier', []))})",
+            logx=False,
         )
     )
     k = report.get("seeds", 1)

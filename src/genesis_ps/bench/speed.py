@@ -1,11 +1,14 @@
 """``genesis-ps bench speed``: wall time of power sampling against single-shot sampling, on the embedded
 model, side by side in one run (same prompt, settings and seed).
 
-Measured: single-shot sampling; our block-wise MH (KV-cache reuse, lean decode loop); the same MH done
-the paper's reference way — every proposal re-encodes prompt + kept prefix through Hugging Face
-``generate`` (batch 1, ``output_scores`` / ``output_logits``; log p and log q computed exactly from those
-scores), as the reference code does; SMC with 8 particles (one batched forward per step); and the decode
-rate of our loop against ``generate``'s. Ratios are of times measured in this run, nothing else.
+Measured: single-shot sampling; our block-wise MH (KV-cache reuse, lean decode loop) as it was
+(uniform cuts, τ = 1/α) and with decision-point cuts and adaptive effort; token-level power sampling;
+the same MH done the paper's reference way — every proposal re-encodes prompt + kept prefix through
+Hugging Face ``generate`` (batch 1, ``output_scores`` / ``output_logits``; log p and log q computed exactly
+from those scores), as the reference code does; SMC with 8 particles (one batched forward per step) with
+and without copy-on-write KV sharing; the decode rate of our loop against ``generate``'s; and the wall time
+decision-point MH needs to reach today's MH's mean log-likelihood per token over several prompts
+(:mod:`~genesis_ps.bench.speed_power`). Ratios are of times measured in this run, nothing else.
 
 Our loop decodes from the GGUF's Q4_1/Q8_0 blocks when the block kernel is available
 (:mod:`~genesis_ps.providers.local.blockmm`; same weights, bit for bit). Its decode rate on the fp32 weights is
@@ -17,18 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
+from genesis_ps.bench.speed_power import power_rows, time_to_loglik
+from genesis_ps.bench.speed_reference import hf_generate, reference_mh
 from genesis_ps.sampling.params import check_int, check_positive, check_seed
 
 __all__ = ["SpeedConfig", "reference_mh", "register", "run_speed"]
+
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
 
@@ -46,12 +49,18 @@ class SpeedConfig:
     """Decode-rate measurements (ours and ``generate``, alternating); the median is reported."""
     prompt: str = PROMPT
     num_threads: int | None = None
+    loglik_prompts: int = 20
+    """Prompts of the time-to-log-likelihood comparison (0 skips it)."""
+    loglik_tokens: int = 64
+    """New tokens per prompt in that comparison."""
 
     def __post_init__(self) -> None:
         check_positive("--alpha", self.alpha)
         for flag, value in (("--block-size", self.block_size), ("--n-mcmc", self.n_mcmc),
-                            ("--max-new-tokens", self.max_new_tokens), ("--particles", self.n_particles)):  # fmt: skip
+                            ("--max-new-tokens", self.max_new_tokens), ("--particles", self.n_particles),
+                            ("--loglik-tokens", self.loglik_tokens)):  # fmt: skip
             check_int(flag, value, 1)
+        check_int("--loglik-prompts", self.loglik_prompts, 0)
 
 
 def register(bsub: Any) -> None:
@@ -67,6 +76,10 @@ def register(bsub: Any) -> None:
     p.add_argument("--repeats", type=int, default=SpeedConfig.repeats, help="decode-rate repeats (median)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--prompt", default=SpeedConfig.prompt)
+    p.add_argument("--loglik-prompts", type=int, default=SpeedConfig.loglik_prompts,
+                   help="prompts of the time-to-MH-log-likelihood comparison (0 skips it)")
+    p.add_argument("--loglik-tokens", type=int, default=SpeedConfig.loglik_tokens,
+                   help="new tokens per prompt in that comparison")
     p.set_defaults(func=main)
 
 
@@ -81,6 +94,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = SpeedConfig(
         alpha=args.alpha, block_size=args.block_size, n_mcmc=args.n_mcmc, max_new_tokens=args.max_new_tokens,
         n_particles=args.particles, repeats=args.repeats, prompt=args.prompt, num_threads=args.threads,
+        loglik_prompts=args.loglik_prompts, loglik_tokens=args.loglik_tokens,
     )
     stream = sys.stderr if args.json else sys.stdout
     report = run_speed(cfg, args.seed, log=lambda msg: print(msg, file=stream, flush=True))
@@ -104,7 +118,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     import torch
 
     from genesis_ps.bench.report import machine_info
-    from genesis_ps.generation import power_sample, single_shot
+    from genesis_ps.generation import single_shot
     from genesis_ps.providers.local.embedded import load_embedded
     from genesis_ps.sampling.protocol import Prompt
 
@@ -135,7 +149,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     run(model.generate(prompt, max_new_tokens=8, seed=seed))
     if plain is not None:
         run(plain.generate(prompt, max_new_tokens=8, seed=seed))
-    _hf_generate(model, prompt, 8, 1.0, seed)
+    hf_generate(model, prompt, 8, 1.0, seed)
 
     ours_rates, fp32_rates, hf_rates = [], [], []
     for r in range(cfg.repeats):
@@ -150,7 +164,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
             c = run(plain.generate(prompt, max_new_tokens=T, temperature=1.0, seed=seed + r))
             fp32_rates.append(c.tokens_generated / (time.perf_counter() - t))
         t = time.perf_counter()
-        n = _hf_generate(model, prompt, T, 1.0, seed + r)
+        n = hf_generate(model, prompt, T, 1.0, seed + r)
         hf_rates.append(n / (time.perf_counter() - t))
         fp32_msg = f", ours on fp32 weights {fp32_rates[-1]:.1f}" if fp32_rates else ""
         say(f"decode rate: ours {ours_rates[-1]:.1f} tok/s{fp32_msg}, generate {hf_rates[-1]:.1f} tok/s")
@@ -159,16 +173,12 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     fresh()
     single = run(single_shot(model, prompt, max_new_tokens=T, temperature=tau, seed=seed))
     say(f"single-shot: {single.latency_s:.2f}s for {single.tokens_generated} tokens")
-    common = dict(alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc, max_new_tokens=T, seed=seed)
-    fresh()
-    mh = run(power_sample(model, prompt, method="mh", **common))  # type: ignore[arg-type]
-    say(f"mh: {mh.latency_s:.2f}s, {mh.tokens_generated} tokens generated")
+    rows = power_rows(model, prompt, cfg, seed, say)
+    mh, smc, tps = rows["mh"], rows["smc"], rows["tps"]
     ref = reference_mh(model, prompt, alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc,
                        max_new_tokens=T, seed=seed)
     say(f"mh (reference style): {ref['seconds']:.2f}s, {ref['tokens_generated']} tokens generated")
-    fresh()
-    smc = run(power_sample(model, prompt, method="smc", n_particles=cfg.n_particles, **common))  # type: ignore[arg-type]
-    say(f"smc: {smc.latency_s:.2f}s, {smc.tokens_generated} tokens generated")
+    loglik = time_to_loglik(model, cfg, seed, say) if cfg.loglik_prompts else None
 
     from genesis_ps.providers.local import blockmm
 
@@ -176,8 +186,9 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     gen_rate = statistics.median(hf_rates)
     fp32_rate = statistics.median(fp32_rates) if fp32_rates else None
     single_tok = single.latency_s / max(single.tokens_generated, 1)
-    mh_tok = mh.latency_s / max(mh.tokens_generated, 1)
+    mh_tok = mh["wall_s"] / max(mh["tokens_generated"], 1)
     ref_tok = ref["seconds"] / max(ref["tokens_generated"], 1)
+    no_cow = rows["smc_no_cow"]
     return {
         "settings": {**asdict(cfg), "seed": seed, "proposal_temperature": tau, "single_temperature": tau,
                      "model": model.model, "device": str(model._engine.device), "load_s": round(load_s, 2),
@@ -186,119 +197,50 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
                          model.block_weights_note or blockmm.unavailable_reason())},
         "single_s": single.latency_s,
         "single_tokens": single.tokens_generated,
-        "mh_s": mh.latency_s,
-        "mh_tokens_generated": mh.tokens_generated,
-        "mh_acceptance_rate": mh.acceptance_rate,
+        "mh_s": mh["wall_s"],
+        "mh_tokens_generated": mh["tokens_generated"],
+        "mh_acceptance_rate": mh["acceptance_rate"],
         "mh_reference_style_s": ref["seconds"],
         "mh_reference_style_tokens_generated": ref["tokens_generated"],
         "mh_reference_style_acceptance_rate": ref["acceptance_rate"],
-        "smc_s": smc.latency_s,
-        "smc_tokens_generated": smc.tokens_generated,
-        "smc_tokens_returned": smc.tokens_returned,
+        "smc_s": smc["wall_s"],
+        "smc_tokens_generated": smc["tokens_generated"],
+        "smc_tokens_returned": smc["tokens_returned"],
+        "rows": {"single": {"wall_s": single.latency_s, "tokens_generated": single.tokens_generated,
+                            "ms_per_token": 1000 * single_tok}, **rows},
+        "loglik": loglik,
         "decode_tok_s": decode,
         "generate_tok_s": gen_rate,
         "decode_tok_s_runs": ours_rates,
         "generate_tok_s_runs": hf_rates,
         "decode_fp32_weights_tok_s": fp32_rate,
         "decode_fp32_weights_tok_s_runs": fp32_rates,
-        "tokens": {"single": single.tokens_generated, "mh": mh.tokens_generated,
-                   "mh_reference_style": ref["tokens_generated"], "smc": smc.tokens_generated},
+        "tokens": {"single": single.tokens_generated, "mh": mh["tokens_generated"],
+                   "mh_reference_style": ref["tokens_generated"], "smc": smc["tokens_generated"],
+                   **{k: v["tokens_generated"] for k, v in rows.items() if k not in ("mh", "smc")}},
         "ratios": {
             "decode_speedup_vs_generate": decode / gen_rate,
             "decode_fp32_weights_speedup_vs_generate": fp32_rate / gen_rate if fp32_rate else None,
-            "mh_speedup_vs_reference_style": ref["seconds"] / mh.latency_s,
+            "mh_speedup_vs_reference_style": ref["seconds"] / mh["wall_s"],
             "mh_speedup_vs_reference_style_per_token": ref_tok / mh_tok,
             "mh_per_token_vs_single": mh_tok / single_tok,
-            "smc_vs_single": smc.latency_s / single.latency_s,
+            "smc_vs_single": smc["wall_s"] / single.latency_s,
+            "smc_no_cow_vs_single": no_cow["wall_s"] / single.latency_s,
+            "smc_kv_peak_cow_vs_no_cow": (smc["kv_peak_bytes"] / no_cow["kv_peak_bytes"]
+                                          if no_cow["kv_peak_bytes"] else None),
+            "tps_vs_single": tps["wall_s"] / single.latency_s,
+            "mh_entropy_vs_mh": rows["mh_entropy"]["wall_s"] / mh["wall_s"],
+            "mh_adaptive_vs_mh": rows["mh_adaptive"]["wall_s"] / mh["wall_s"],
+            "mh_entropy_time_to_mh_loglik": loglik["ratio"] if loglik else None,
         },
         "targets": {"decode_speedup_vs_generate": ">= 1.6", "mh_speedup_vs_reference_style": ">= 2",
-                    "mh_per_token_vs_single": "<= 1.5", "smc_vs_single": "<= 3"},
+                    "mh_per_token_vs_single": "<= 1.5", "smc_vs_single": "<= 2.5", "tps_vs_single": "<= 2",
+                    "smc_kv_peak_cow_vs_no_cow": "< 1", "mh_entropy_time_to_mh_loglik": "<= 0.5"},
         "machine": machine_info(),
         "command": f"genesis-ps bench speed --seed {seed} --alpha {cfg.alpha:g} --block-size {cfg.block_size} "
                    f"--n-mcmc {cfg.n_mcmc} --max-new-tokens {T} --particles {cfg.n_particles} --repeats {cfg.repeats}"
+                   + f" --loglik-prompts {cfg.loglik_prompts} --loglik-tokens {cfg.loglik_tokens}"
                    + (f" --threads {cfg.num_threads}" if cfg.num_threads else ""),
-    }
-
-
-def _hf_generate(model: Any, prompt: Any, n: int, temperature: float, seed: int) -> int:
-    """Plain HF ``generate`` sampling (no truncation); returns the number of new tokens."""
-    import torch
-
-    ids = torch.tensor([list(model.encode_prompt(prompt))], device=model._engine.device)
-    torch.manual_seed(seed)
-    eos = model.capabilities.eos_token_id
-    with torch.inference_mode():
-        out = model.hf_model.generate(
-            ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-            max_new_tokens=n, eos_token_id=eos, pad_token_id=eos,
-        )
-    return int(out.shape[1] - ids.shape[1])
-
-
-def _hf_propose(
-    model: Any, ids: list[int], n: int, tau: float, seed: int
-) -> tuple[list[int], list[float], list[float], bool]:
-    """One reference-style proposal: ``generate`` from scratch on prompt + prefix ``ids``; exact log p from
-    the raw logits, exact log q from the processed scores (logits / τ; no truncation)."""
-    import torch
-
-    eos = model.capabilities.eos_token_id
-    x = torch.tensor([ids], device=model._engine.device)
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        out = model.hf_model.generate(
-            x, attention_mask=torch.ones_like(x), do_sample=True, temperature=tau, top_k=0, top_p=1.0,
-            max_new_tokens=n, eos_token_id=eos, pad_token_id=eos,
-            output_scores=True, output_logits=True, return_dict_in_generate=True,
-        )
-        toks = out.sequences[0, len(ids):]
-        logits = torch.stack(out.logits, 0)[:, 0].float()
-        scores = torch.stack(out.scores, 0)[:, 0].float()
-        k = min(len(toks), logits.shape[0])
-        toks = toks[:k]
-        idx = toks.view(-1, 1)
-        lp = torch.log_softmax(logits[:k], -1).gather(-1, idx).view(-1).tolist()
-        lq = torch.log_softmax(scores[:k], -1).gather(-1, idx).view(-1).tolist()
-    tl = [int(t) for t in toks.tolist()]
-    return tl, lp, lq, bool(tl and tl[-1] == eos)
-
-
-def reference_mh(
-    model: Any, prompt: Any, *, alpha: float, block_size: int, n_mcmc: int, max_new_tokens: int, seed: int
-) -> dict[str, Any]:
-    """Block-wise MH with the same schedule and acceptance rule as :mod:`genesis_ps.sampling.mh`
-    (stage-limited proposals, length correction), but every proposal made the reference code's way."""
-    from genesis_ps.sampling.mh import mh_log_ratio, stage_limits
-
-    rng = np.random.default_rng(seed)
-    p_ids = list(model.encode_prompt(prompt))
-    tau = 1.0 / alpha
-    toks: list[int] = []
-    lp: list[float] = []
-    lq: list[float] = []
-    eos = False
-    generated = proposals = accepted = 0
-    t0 = time.perf_counter()
-    for limit in stage_limits(max_new_tokens, block_size):
-        if not eos and len(toks) < limit:
-            nt, nlp, nlq, eos = _hf_propose(model, p_ids + toks, limit - len(toks), tau, int(rng.integers(2**31)))
-            toks, lp, lq = toks + nt, lp + nlp, lq + nlq
-            generated += len(nt)
-        for _ in range(n_mcmc):
-            t = int(rng.integers(0, len(toks)))
-            nt, nlp, nlq, neos = _hf_propose(model, p_ids + toks[:t], limit - t, tau, int(rng.integers(2**31)))
-            generated += len(nt)
-            proposals += 1
-            lr = mh_log_ratio(alpha, lp[t:], lq[t:], nlp, nlq, cur_len=len(toks), prop_len=t + len(nt))
-            if lr >= 0 or rng.random() < math.exp(lr):
-                toks, lp, lq, eos = toks[:t] + nt, lp[:t] + nlp, lq[:t] + nlq, neos
-                accepted += 1
-    return {
-        "seconds": time.perf_counter() - t0,
-        "tokens_generated": generated,
-        "tokens_returned": len(toks),
-        "acceptance_rate": accepted / proposals if proposals else None,
-        "text": model.decode(toks),
     }
 
 
@@ -307,13 +249,28 @@ def _print_table(report: dict[str, Any]) -> None:
     print(f"\nbench speed — {s['model']} on {s['device']} ({s['torch_threads']} threads), α={s['alpha']:g}, "
           f"B={s['block_size']}, N_MCMC={s['n_mcmc']}, T={s['max_new_tokens']}, SMC particles={s['n_particles']}, "
           f"seed={s['seed']}")
+    pr = report["rows"]
     rows = [("single-shot", report["single_s"], report["single_tokens"]),
-            ("MH (ours)", report["mh_s"], report["mh_tokens_generated"]),
+            ("MH (ours, today)", report["mh_s"], report["mh_tokens_generated"]),
+            ("MH, entropy cuts", pr["mh_entropy"]["wall_s"], pr["mh_entropy"]["tokens_generated"]),
+            ("MH, adaptive", pr["mh_adaptive"]["wall_s"], pr["mh_adaptive"]["tokens_generated"]),
+            ("TPS (defaults)", pr["tps"]["wall_s"], pr["tps"]["tokens_generated"]),
             ("MH (reference style)", report["mh_reference_style_s"], report["mh_reference_style_tokens_generated"]),
-            (f"SMC ({s['n_particles']} particles)", report["smc_s"], report["smc_tokens_generated"])]
+            (f"SMC ({s['n_particles']}), no CoW", pr["smc_no_cow"]["wall_s"], pr["smc_no_cow"]["tokens_generated"]),
+            (f"SMC ({s['n_particles']}), CoW KV", report["smc_s"], report["smc_tokens_generated"])]
     print(f"{'method':<24}{'wall s':>10}{'tokens':>10}{'ms/token':>10}")
     for name, sec, tok in rows:
         print(f"{name:<24}{sec:>10.2f}{tok:>10d}{1000 * sec / max(tok, 1):>10.1f}")
+    print(f"KV peak: SMC no CoW {pr['smc_no_cow']['kv_peak_bytes'] / 2**20:.1f} MiB, "
+          f"CoW {pr['smc']['kv_peak_bytes'] / 2**20:.1f} MiB")
+    ll = report.get("loglik")
+    if ll:
+        hit = ll["mh_entropy_reached"]
+        print(f"mean log-lik/token over {ll['prompts']} prompts (T={ll['max_new_tokens']}): today's MH "
+              f"{ll['mh_mean_loglik']:.4f} in {ll['mh_wall_s']:.1f}s; entropy-cut MH "
+              + (f"reached it at N_MCMC={hit['n_mcmc']}, {hit['n_tries']} tries ({hit['mean_loglik']:.4f}) in "
+                 f"{hit['wall_s']:.1f}s"
+                 if hit else "did not reach it"))
     fp32 = report.get("decode_fp32_weights_tok_s")
     fp32_msg = f", ours on fp32 weights {fp32:.1f} tok/s" if fp32 else ""
     blocks = s.get("block_weight_matrices") or 0

@@ -18,7 +18,7 @@ from typing import Any
 
 from genesis_ps.cli.checks import check_model_flags, check_temp
 from genesis_ps.errors import ConfigError
-from genesis_ps.sampling.params import METHODS, SamplerParams
+from genesis_ps.sampling.params import CUTS, METHODS, RESAMPLERS, SELECTIONS, SamplerParams
 from genesis_ps.sampling.protocol import Prompt
 from genesis_ps.sampling.result import GenerationResult
 
@@ -30,7 +30,7 @@ _PROVIDERS = ("embedded", "local", "openai", "openai-compatible", "gemini", "ant
 def register(sub: Any) -> None:
     p = sub.add_parser("sample", help="power-sample one text (MH, SMC, IMH) or sample it single-shot")
     p.add_argument("prompt", metavar="PROMPT", help="the user message (use --raw for raw text, no chat template)")
-    p.add_argument("--method", choices=METHODS, default=None, help="mh | smc | imh | single")
+    p.add_argument("--method", choices=METHODS, default=None, help="mh | smc | imh | tps | single")
     p.add_argument("--alpha", type=float, default=None, help="power of the target p^alpha (> 0)")
     p.add_argument("--n-mcmc", type=int, default=None, help="MH steps per block (mh) or proposals (imh)")
     p.add_argument("--block-size", type=int, default=None, help="tokens per block (mh, smc)")
@@ -38,6 +38,18 @@ def register(sub: Any) -> None:
     p.add_argument("--particles", type=int, default=None, help="SMC particles")
     p.add_argument("--seed", type=int, default=None, help="random seed (drawn and recorded when absent)")
     p.add_argument("--temperature", type=float, default=None, help="temperature of method single (0 = greedy)")
+    p.add_argument("--proposal-temperature", type=float, default=None, help="proposal τ (default max(1/alpha, 1/3))")
+    p.add_argument("--cuts", choices=CUTS, default=None, help="MH cut positions: uniform | entropy (decision points)")
+    p.add_argument("--tries", type=int, default=None, help="MH suffixes proposed per cut (multiple-try when > 1)")
+    p.add_argument("--adaptive", action="store_true", default=None, help="adaptive effort (MH steps, SMC rounds)")
+    p.add_argument("--resampler", choices=RESAMPLERS, default=None, help="SMC resampling scheme")
+    p.add_argument("--ramp-tokens", type=int, default=None, help="SMC: ramp alpha from 1 over this many tokens")
+    p.add_argument("--selection", choices=SELECTIONS, default=None,
+                   help="last | best_target | best_evaluator | consensus (majority answer; math answer extractor)")
+    p.add_argument("--candidates", type=int, default=None, help="TPS: candidate tokens at a decision point")
+    p.add_argument("--rollouts", type=int, default=None, help="TPS: rollouts per candidate")
+    p.add_argument("--horizon", type=int, default=None, help="TPS: tokens per rollout")
+    p.add_argument("--decision-entropy", type=float, default=None, help="TPS: entropy (nats) of a decision point")
     p.add_argument("--provider", choices=_PROVIDERS, default=None, help="model provider (default: embedded)")
     p.add_argument("--model", default=None, help="model name, or a path for provider local")
     p.add_argument("--base-url", default=None, help="server URL for openai-compatible providers")
@@ -55,6 +67,10 @@ def _params(args: argparse.Namespace) -> tuple[SamplerParams, float | None, str,
     for arg, field in (
         ("method", "method"), ("alpha", "alpha"), ("n_mcmc", "n_mcmc"), ("block_size", "block_size"),
         ("max_new_tokens", "max_new_tokens"), ("particles", "n_particles"), ("seed", "seed"),
+        ("proposal_temperature", "proposal_temperature"), ("cuts", "cuts"), ("tries", "n_tries"),
+        ("adaptive", "adaptive"), ("resampler", "resampler"), ("ramp_tokens", "ramp_tokens"),
+        ("selection", "selection"), ("candidates", "candidates"), ("rollouts", "rollouts"), ("horizon", "horizon"),
+        ("decision_entropy", "decision_entropy"),
     ):
         value = getattr(args, arg)
         if value is not None:
@@ -67,7 +83,7 @@ def _params(args: argparse.Namespace) -> tuple[SamplerParams, float | None, str,
     try:
         params = settings.sampler.with_(**changes)
     except ConfigError as e:
-        flag = {"n_particles": "particles"}.get(e.param, e.param)
+        flag = {"n_particles": "particles", "n_tries": "tries"}.get(e.param, e.param)
         raise ConfigError("--" + flag.replace("_", "-"), str(e).split(": ", 1)[-1]) from None
     if params.seed is None:
         params = params.with_(seed=secrets.randbits(31))
@@ -109,8 +125,13 @@ async def _sample(
     if params.method == "single":
         t = params.temperature if temperature is None else temperature
         return await single_shot(model, prompt, max_new_tokens=params.max_new_tokens, temperature=t, seed=params.seed)
+    kw: dict[str, Any] = {}
+    if params.selection == "consensus":
+        from genesis_ps.evaluators.math_answer import extract_answer
+
+        kw["extract_answer"] = lambda text: extract_answer(text)[0]
     if not show_progress:
-        return await generate(model, prompt, params)
+        return await generate(model, prompt, params, **kw)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -123,7 +144,7 @@ async def _sample(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return await generate(model, prompt, params, progress=progress)
+        return await generate(model, prompt, params, progress=progress, **kw)
 
 
 def _print_human(result: GenerationResult, record: dict[str, Any]) -> None:

@@ -1,0 +1,136 @@
+"""The power-sampling rows of ``bench speed``, and the time-to-log-likelihood comparison.
+
+Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, length and seed:
+
+* ``mh`` — today's MH: uniform cuts, proposals at τ = 1/α;
+* ``mh_entropy`` — decision-point cuts, otherwise the same;
+* ``mh_adaptive`` — uniform cuts, adaptive effort (every block but the last stops after
+  ``patience`` unchanged steps);
+* ``tps`` — token-level power sampling at its default settings;
+* ``smc`` — the upgraded SMC: copy-on-write KV sharing between particles after resampling (and
+  ``smc_no_cow`` the same run without it), with the KV memory each held at peak.
+
+**Time to today's MH log-likelihood.** Over ``loglik_prompts`` prompts (same α and B, ``loglik_tokens``
+new tokens), today's MH gives a mean log-likelihood per token of the returned text; decision-point MH is
+then run, in this fixed order, with (N_MCMC, tries per cut) = (1, 1), (1, 2), (2, 1), (2, 2), … up to
+N_MCMC = 2·n_mcmc, until its mean reaches that; ``mh_entropy_time_to_mh_loglik`` is its wall time there
+over today's MH's (None when none reached it). Two tries per cut are proposed in one batched call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+__all__ = ["LOGLIK_PROMPTS", "power_rows", "time_to_loglik"]
+
+LOGLIK_PROMPTS = (
+    "Write a short story about a lighthouse keeper.", "Explain why the sky is blue.",
+    "Describe a busy market in the morning.", "Give advice to a new programmer.",
+    "Write a letter to a friend about a trip to the mountains.", "Explain how a bicycle works.",
+    "Describe your favourite season and why.", "Write a recipe for a simple soup.",
+    "Explain what a computer network is.", "Tell a story about a lost dog finding its way home.",
+    "Describe the ocean to someone who has never seen it.", "Give three tips for studying well.",
+    "Explain how plants make their food.", "Write a poem about the night sky.",
+    "Describe a day in the life of a baker.", "Explain why exercise is good for you.",
+    "Write a short dialogue between two friends planning a picnic.", "Explain how rain forms.",
+    "Describe an old library.", "Write a thank-you note to a teacher.",
+    "Explain what gravity does.", "Describe a train journey through the countryside.",
+    "Give advice on keeping a small garden.", "Write a story about a robot learning to paint.",
+)  # fmt: skip
+
+
+def _clear(model: Any) -> None:
+    if model.kv_cache is not None:
+        model.kv_cache.clear()
+
+
+def _sample(model: Any, prompt: Any, params: Any) -> Any:
+    from genesis_ps.generation import power_sample
+
+    _clear(model)
+    model._engine.kv_bytes_peak = 0
+    return asyncio.run(power_sample(model, prompt, params))
+
+
+def _row(r: Any, model: Any) -> dict[str, Any]:
+    return {
+        "wall_s": r.latency_s, "tokens_generated": r.tokens_generated, "tokens_returned": r.tokens_returned,
+        "ms_per_token": 1000 * r.latency_s / max(r.tokens_generated, 1),
+        "loglik_per_token": (r.logp_sum / r.tokens_returned) if r.logp_sum is not None and r.tokens_returned else None,
+        "acceptance_rate": r.acceptance_rate, "kv_peak_bytes": model._engine.kv_bytes_peak,
+        "extra": {k: v for k, v in r.extra.items() if k in (
+            "cuts", "mh_steps", "decision_points", "rollout_calls", "resampler", "proposal_temperature",
+            "candidates", "rollouts", "horizon", "decision_entropy", "first_token_changes", "mixing_warning")},
+    }  # fmt: skip
+
+
+def power_rows(model: Any, prompt: Any, cfg: Any, seed: int, say: Any) -> dict[str, dict[str, Any]]:
+    """Every row of the module docstring, one after another on ``model``."""
+    from genesis_ps.sampling.params import SamplerParams
+
+    today = SamplerParams(method="mh", alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc,
+                          max_new_tokens=cfg.max_new_tokens, seed=seed, proposal_temperature=1.0 / cfg.alpha)
+    smc = today.with_(method="smc", n_particles=cfg.n_particles)
+    runs = {
+        "mh": today,
+        "mh_entropy": today.with_(cuts="entropy"),
+        "mh_adaptive": today.with_(adaptive=True),
+        "tps": SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.max_new_tokens, seed=seed),
+        "smc_no_cow": smc,
+        "smc": smc,
+    }
+    out: dict[str, dict[str, Any]] = {}
+    share = model._engine.share_kv
+    try:
+        for name, p in runs.items():
+            model._engine.share_kv = name != "smc_no_cow"
+            before = model._engine.shared_batches
+            r = _sample(model, prompt, p)
+            out[name] = _row(r, model)
+            out[name]["shared_batches"] = model._engine.shared_batches - before
+            say(f"{name}: {r.latency_s:.2f}s, {r.tokens_generated} tokens generated, "
+                f"KV peak {out[name]['kv_peak_bytes'] / 2**20:.1f} MiB")  # fmt: skip
+    finally:
+        model._engine.share_kv = share
+    return out
+
+
+def _mean_loglik(model: Any, params: Any, n_prompts: int, seed: int) -> tuple[float, float, list[float]]:
+    from genesis_ps.sampling.protocol import Prompt
+
+    lls, wall = [], 0.0
+    for i, text in enumerate(LOGLIK_PROMPTS[:n_prompts]):
+        r = _sample(model, Prompt.user(text), params.with_(seed=seed + i))
+        wall += r.latency_s
+        if r.logp_sum is not None and r.tokens_returned:
+            lls.append(r.logp_sum / r.tokens_returned)
+    return statistics.fmean(lls), wall, lls
+
+
+def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
+    """Today's MH's mean log-likelihood per token over the prompts, and decision-point MH's time to it."""
+    from genesis_ps.sampling.params import SamplerParams
+
+    n = min(cfg.loglik_prompts, len(LOGLIK_PROMPTS))
+    base = SamplerParams(method="mh", alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc,
+                         max_new_tokens=cfg.loglik_tokens, proposal_temperature=1.0 / cfg.alpha)
+    t0 = time.perf_counter()
+    goal, mh_wall, mh_lls = _mean_loglik(model, base, n, seed)
+    say(f"loglik: today's MH (N_MCMC={cfg.n_mcmc}) {goal:.4f} nats/token over {n} prompts in {mh_wall:.1f}s")
+    trace = []
+    reached: dict[str, Any] | None = None
+    for steps, tries in [(s, t) for s in range(1, 2 * cfg.n_mcmc + 1) for t in (1, 2)]:
+        ll, wall, lls = _mean_loglik(model, base.with_(cuts="entropy", n_mcmc=steps, n_tries=tries), n, seed)
+        trace.append({"n_mcmc": steps, "n_tries": tries, "mean_loglik": ll, "wall_s": wall})
+        say(f"loglik: mh_entropy N_MCMC={steps} tries={tries}: {ll:.4f} in {wall:.1f}s")
+        if ll >= goal:
+            reached = {"n_mcmc": steps, "n_tries": tries, "mean_loglik": ll, "wall_s": wall, "per_prompt": lls}
+            break
+    return {
+        "prompts": n, "max_new_tokens": cfg.loglik_tokens, "mh_mean_loglik": goal, "mh_wall_s": mh_wall,
+        "mh_per_prompt": mh_lls, "mh_entropy_trace": trace, "mh_entropy_reached": reached,
+        "ratio": (reached["wall_s"] / mh_wall) if reached else None, "seconds": time.perf_counter() - t0,
+    }
