@@ -106,7 +106,8 @@ class SamplerParams:
     """MH: end the steps of every block but the last once ``patience`` steps in a row left the state
     unchanged (the last block always runs ``n_mcmc`` steps: stopping there on the chain's own path biased
     the toys' TV by up to 0.3). SMC: add rounds of ``n_particles`` fresh particles (up to ``max_rounds``)
-    while the pooled effective sample size is below ``ess_threshold · n_particles``. The bias either rule
+    until the rounds' bottleneck ESS (each round's smallest over its blocks) add up to
+    ``ess_threshold · n_particles``. The bias either rule
     costs is measured by ``bench exactness`` (rows ``mh_adaptive``, ``smc_adaptive``)."""
     patience: int = 3
     """Adaptive MH: unchanged steps in a row that end a block's MH steps."""

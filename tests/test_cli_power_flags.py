@@ -1,0 +1,52 @@
+"""``genesis-ps sample``'s flags for the new sampler options: validated, named, before any model loads;
+and a toy model run through each of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genesis_ps.cli import main
+from genesis_ps.testing.toys import eos_toy
+
+
+def _no_model(*_a: object, **_k: object) -> object:
+    raise AssertionError("the model must not load when the arguments are invalid")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("POWER_SAMPLING_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.mark.parametrize(("argv", "name"), [
+    (["--rollouts", "0"], "--rollouts"), (["--candidates", "0"], "--candidates"), (["--tries", "0"], "--tries"),
+    (["--horizon", "0"], "--horizon"), (["--ramp-tokens", "-2"], "--ramp-tokens"),
+    (["--decision-entropy", "-1"], "--decision-entropy"), (["--proposal-temperature", "0"], "--proposal-temperature"),
+])  # fmt: skip
+def test_bad_values_fail_before_loading(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], name: str
+) -> None:
+    monkeypatch.setattr("genesis_ps.providers.registry.build_model", _no_model)
+    assert main(["sample", "hi", *argv]) == 2
+    assert name in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--method", "mh", "--cuts", "entropy", "--tries", "2", "--adaptive"],
+    ["--method", "smc", "--resampler", "chopthin", "--ramp-tokens", "2", "--particles", "4"],
+    ["--method", "smc", "--selection", "consensus", "--particles", "4"],
+    ["--method", "tps", "--candidates", "2", "--rollouts", "2", "--horizon", "2", "--decision-entropy", "0"],
+])  # fmt: skip
+def test_each_option_runs_on_a_toy(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                   argv: list[str]) -> None:  # fmt: skip
+    monkeypatch.setattr("genesis_ps.providers.registry.build_model", lambda *a, **k: eos_toy())
+    assert main(["sample", "hi", "--json", "--max-new-tokens", "4", "--block-size", "2", "--n-mcmc", "2",
+                 "--seed", "1", *argv]) == 0  # fmt: skip
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["method"] == argv[1] and rec["fallback"] is None and rec["tokens_generated"] >= rec["tokens_returned"]
