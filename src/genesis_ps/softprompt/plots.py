@@ -12,6 +12,7 @@ _HEALTH_COLOURS = {"healthy": "tab:green", "oscillating": "tab:orange", "flat": 
 
 def _curves(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     cfg = result["config"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -32,7 +33,7 @@ def _curves(result: dict[str, Any], path: Path) -> None:
         seen.add(h)
     ax.axhline(0.3, color="k", ls="--", lw=0.8, label="0.3 x random (convergence)")
     ax.set_yscale("log")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Adam step")
     ax.set_ylabel("joint training loss / random-embedding baseline")
     ax.set_title(f"Stage 2 loss curves, best restart per pair (K={cfg['k']}, {result['meta'].get('dataset', '')})")
