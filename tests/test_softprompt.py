@@ -121,7 +121,8 @@ def test_dry_run_end_to_end_and_resume(tmp_path: Path, capsys: pytest.CaptureFix
     # resuming re-optimises nothing and reproduces the stage-2 numbers
     assert main([*DRY, "--out", str(out), "--resume", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
-    assert again["meta"]["resumed_restarts"] == len(saved["jobs"]) and again["timing"] == {}
+    assert again["meta"]["resumed_restarts"] == len(saved["jobs"])
+    assert again["timing"] == summary["timing"]  # restored from vectors.pt; nothing new was timed
     assert again["summary"]["stage2"] == summary["summary"]["stage2"]
 
 
@@ -228,3 +229,26 @@ def test_a_pair_longer_than_the_context_is_refused(lm: FrozenLM, capsys: pytest.
     assert e.value.param == "--pairs"
     assert main([*DRY, "--k", "155", "--stage", "2"]) == 2
     assert "more than the model's context" in capsys.readouterr().err
+
+
+def test_learned_modes_and_the_paraphrase_regulariser_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "p.jsonl"
+    rows = [{"question": "12+3=?", "answer": "15", "question_paraphrases": ["3+12=?"], "answer_paraphrases": ["15 "]},
+            {"question": "40+2=?", "answer": "42"}]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    args = ["softprompt", "run", "--dry-run", "--pairs", str(f), "--n", "2", "--k", "8", "--restarts", "1",
+            "--steps", "30", "--mode", "learned", "--calibration", "2", "--stage", "4", "--k-sweep", "8",
+            "--sweep-pairs", "2", "--json"]
+    assert main(args) == 0
+    s4 = json.loads(capsys.readouterr().out)["summary"]["stage4"]
+    assert s4["paraphrases"]["pairs"] == 1
+    assert s4["paraphrases"]["with"]["pairs"] == s4["paraphrases"]["without"]["pairs"] == 1
+
+
+def test_learned_modes_move_and_token_modes_do_not(lm: FrozenLM) -> None:
+    prep = prepare_pairs(lm, arith_pairs(2), n=2, max_k=4)
+    fixed = Runner(lm, prep, SoftPromptConfig(k=4, restarts=1, steps=5))
+    learned = Runner(lm, prep, SoftPromptConfig(k=4, restarts=1, steps=5, mode="learned", calibration=2))
+    q, a = (lm.token_vector(t) for t in ("Question", "Answer"))
+    assert torch.equal(fixed.modes[0], q) and torch.equal(fixed.modes[1], a)
+    assert not torch.equal(learned.modes[0], q) and not torch.equal(learned.modes[1], a)

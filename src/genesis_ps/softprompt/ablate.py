@@ -14,10 +14,12 @@ __all__ = ["ablations"]
 
 
 def _row(runner: Runner, idx: list[int], **kw: Any) -> dict[str, Any]:
+    """One ablation row; ``timing`` names the :attr:`Runner.timing` entry its restarts were timed under."""
     cfg = kw.get("cfg", runner.cfg)
     per = runner.stage2(pairs=idx, record=False, **kw)
     dec = runner.stage3(per)
-    return summarise(per, dec, weight_q=cfg.weight_q, weight_a=cfg.weight_a)
+    key = runner.timing_key(runner.stage2_label(cfg, paraphrases=kw.get("paraphrases", False)), kw.get("k", cfg.k))
+    return {**summarise(per, dec, weight_q=cfg.weight_q, weight_a=cfg.weight_a), "timing": key}
 
 
 def ablations(runner: Runner) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-__all__ = ["HEALTH_CLASSES", "classify_curve", "target_converged"]
+__all__ = ["FULL_CONTEXT_FACTOR", "HEALTH_CLASSES", "RANDOM_FACTOR", "classify_curve", "target_converged"]
 
 HEALTH_CLASSES = ("healthy", "oscillating", "flat", "diverging")
 RANDOM_FACTOR = 0.3

@@ -16,7 +16,7 @@ from genesis_ps.errors import ConfigError
 from genesis_ps.softprompt.baselines import measure_baselines
 from genesis_ps.softprompt.config import SoftPromptConfig
 from genesis_ps.softprompt.decode import greedy_decode, token_f1, verdict
-from genesis_ps.softprompt.health import classify_curve, target_converged
+from genesis_ps.softprompt.health import RANDOM_FACTOR, classify_curve, target_converged
 from genesis_ps.softprompt.lm import FrozenLM
 from genesis_ps.softprompt.loss import score_all
 from genesis_ps.softprompt.optimize import Job, JobResult, Target, optimise
@@ -60,7 +60,8 @@ class Runner:
              "tokens": {"q": len(prep.q[i]), "a": len(prep.a[i])}}
             for i, p in enumerate(prep.pairs)
         ]
-        self.timing: dict[str, dict[str, float]] = {}
+        self.timing = self.store.timing
+        """Optimisation seconds, pairs and restarts per stage label (``pairs_per_minute`` derived)."""
         self.modes = self._modes()
 
     # -- setup ----------------------------------------------------------------------------------
@@ -108,23 +109,34 @@ class Runner:
         self.progress.start(f"{label} (K={k})", len(jobs))
         self.progress.advance(len(have))
         t0 = time.perf_counter()
+        at = {(jobs[i].pair, jobs[i].restart): keys[i] for i in todo}
+
+        def done(r: JobResult) -> None:
+            self.store.put(at[(r.pair, r.restart)], r)
+            self.progress.advance()
+
         new = optimise(self.lm.model, self.lm.embeddings, self.modes, [jobs[i] for i in todo], cfg, k=k,
-                       on_step=lambda a: self.progress.note(f"{a} restarts in the batch"),
-                       on_done=lambda _r: self.progress.advance())
+                       on_step=lambda a: self.progress.note(f"{a} restarts in the batch"), on_done=done)
         secs = time.perf_counter() - t0
         for i, r in zip(todo, new, strict=True):
-            self.store.put(keys[i], r)
             have[i] = r
-        self.store.save()
         if todo:
             n_pairs = len({jobs[i].pair for i in todo})
-            t = self.timing.setdefault(label if k == self.cfg.k else f"{label} K={k}",
-                                       {"seconds": 0.0, "pairs": 0, "restarts": 0})
+            t = self.timing.setdefault(self.timing_key(label, k), {"seconds": 0.0, "pairs": 0, "restarts": 0})
             t["seconds"] += secs
             t["pairs"] += n_pairs
             t["restarts"] += len(todo)
             t["pairs_per_minute"] = 60 * t["pairs"] / max(t["seconds"], 1e-9)
+        self.store.save()
         return [replace(have[i], pair=jobs[i].pair) for i in range(len(jobs))]
+
+    def timing_key(self, label: str, k: int) -> str:
+        """The :attr:`timing` entry of ``label`` at ``k`` (the main K carries no suffix)."""
+        return label if k == self.cfg.k else f"{label} K={k}"
+
+    @staticmethod
+    def stage2_label(cfg: SoftPromptConfig, *, paraphrases: bool = False) -> str:
+        return "stage2" + ("-progressive" if cfg.progressive else "") + ("-paraphrases" if paraphrases else "")
 
     def finals(self, jobs: list[Job], results: list[JobResult]) -> list[list[tuple[float, int]]]:
         """(loss, leading correct tokens) of each job's kept vectors on each of its targets, no gradients."""
@@ -192,7 +204,7 @@ class Runner:
         convergence and health; ``record`` writes them into the pair records (the main stage 2)."""
         k = k or self.cfg.k
         cfg = cfg or self.cfg
-        label = "stage2" + ("-progressive" if cfg.progressive else "") + ("-paraphrases" if paraphrases else "")
+        label = self.stage2_label(cfg, paraphrases=paraphrases)
         idx = pairs if pairs is not None else list(range(len(self.prep.pairs)))
         jobs = [Job(i, r, self.joint_targets(i, paraphrases=paraphrases)) for r in range(cfg.restarts) for i in idx]
         res = self.run_jobs(label, jobs, k=k, cfg=cfg)
@@ -215,6 +227,7 @@ class Runner:
                      converged_a=self.converged(i, "a", la), ratio_vs_random=b["joint"] / rand,
                      teacher_forced_exact=b["final"]["q"]["exact"] and b["final"]["a"]["exact"])
             s["converged"] = s["converged_q"] and s["converged_a"]
+            s["converged_random_rule"] = lq < RANDOM_FACTOR * base["random_q"] and la < RANDOM_FACTOR * base["random_a"]
             s["vectors"] = vectors[i]
         if record:
             for i, s in per.items():

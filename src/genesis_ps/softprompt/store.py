@@ -1,6 +1,8 @@
 """The learned vectors of a run, kept in ``vectors.pt`` (``torch.save``) so a run can be resumed or inspected.
 
-The file holds ``{"model", "settings", "modes", "jobs"}``; ``jobs`` maps ``"LABEL|k=K|PAIR_ID|r=RESTART"`` to
+The file holds ``{"model", "settings", "modes", "jobs", "timing"}``; ``timing`` is the measured
+optimisation time per stage (kept so a resumed run still reports the throughput of the restarts it reuses);
+``jobs`` maps ``"LABEL|k=K|PAIR_ID|r=RESTART"`` to
 the finished restart (its best vectors ``(K, d)``, loss curve, stop reason, steps, first exact step,
 seconds). Resuming with other optimisation settings or another model is refused: the stored vectors would
 not be what the new settings produce. Within one run the store also lets a stage reuse a restart an
@@ -37,6 +39,7 @@ class VectorStore:
         self.path, self.model, self.settings, self.every = path, model, fingerprint(cfg), every
         self.jobs: dict[str, JobResult] = {}
         self.modes: Any = None
+        self.timing: dict[str, dict[str, float]] = {}
         self.resumed = 0
         self._saved = time.monotonic()
         if resume and path is not None and path.is_file():
@@ -52,6 +55,7 @@ class VectorStore:
             diff = sorted(k for k in self.settings if data.get("settings", {}).get(k) != self.settings[k])
             raise ConfigError("--resume", f"{path} was made with other settings ({', '.join(diff)} differ)")
         self.modes = data.get("modes")
+        self.timing = {k: dict(v) for k, v in data.get("timing", {}).items()}
         for key, j in data.get("jobs", {}).items():
             self.jobs[key] = JobResult(
                 pair=int(j["pair"]), restart=int(j["restart"]), k=int(j["k"]), curve=list(j["curve"]),
@@ -88,6 +92,7 @@ class VectorStore:
         modes = None if self.modes is None else self.modes.detach().cpu()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        torch.save({"model": self.model, "settings": self.settings, "modes": modes, "jobs": jobs}, tmp)
+        torch.save({"model": self.model, "settings": self.settings, "modes": modes, "jobs": jobs,
+                    "timing": self.timing}, tmp)
         tmp.replace(self.path)
         self._saved = time.monotonic()

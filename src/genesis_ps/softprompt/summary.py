@@ -48,6 +48,7 @@ def summarise(per: dict[int, dict[str, Any]], decoded: dict[int, dict[str, Any]]
     out: dict[str, Any] = {
         "pairs": len(idx),
         "convergence_rate": len(conv) / len(idx),
+        "convergence_rate_random_rule": sum(per[i]["converged_random_rule"] for i in idx) / len(idx),
         "q_convergence_rate": sum(per[i]["converged_q"] for i in idx) / len(idx),
         "a_convergence_rate": sum(per[i]["converged_a"] for i in idx) / len(idx),
         "mean_ratio_vs_random": mean(per[i]["ratio_vs_random"] for i in idx),
@@ -58,7 +59,6 @@ def summarise(per: dict[int, dict[str, Any]], decoded: dict[int, dict[str, Any]]
         "health": {h: sum(per[i]["health"] == h for i in idx) for h in HEALTH_CLASSES},
         "mean_steps": mean(per[i]["steps"] for i in idx),
         "mean_steps_to_exact": _mean(exact_steps),
-        "restart_seconds": mean(r["seconds"] for i in idx for r in per[i]["restarts"]),
     }
     if decoded is not None:
         v = Counter(decoded[i]["verdict"] for i in idx)
