@@ -100,7 +100,12 @@ def render_report(r: dict[str, Any]) -> str:
     if m.get("stopped_by_gate"):
         lines += ["The run stopped after stage 1 (decision gate).", ""]
     if "stage2" in s:
-        lines += ["## Stage 2 (joint) and stage 3 (greedy decoding)", "", *_dataset_rows(s["stage2"]), ""]
+        lines += ["## Stage 2 (joint) and stage 3 (greedy decoding)", "", *_dataset_rows(s["stage2"])]
+        dec = [p for p in r["pairs"] if "stage3" in p]
+        if dec:
+            same = sum(p["stage3"]["q_text"].strip() == p["answer"].strip() for p in dec)
+            lines.append(f"| greedy decoding from [Q_mode; c*] gives the answer text | {same} of {len(dec)} |")
+        lines.append("")
     if "stage4" in s:
         s4 = s["stage4"]
         lines += [f"## Stage 4: ablations on the first {s4['pairs']} pairs", "", "### K", "",
