@@ -94,8 +94,8 @@ def render_report(r: dict[str, Any]) -> str:
         s1 = s["stage1"]
         lines += ["## Stage 1: single-target diagnostic", "",
                   f"On the first {s1['sample']} pairs: Q alone converges for {_pct(s1['q_convergence'])} "
-                  f"(greedy-exact {_pct(s1['q_exact'])}), A alone for {_pct(s1['a_convergence'])} "
-                  f"(greedy-exact {_pct(s1['a_exact'])}). Gate {_pct(s1['gate'])}: "
+                  f"(teacher-forced exact {_pct(s1['q_exact'])}), A alone for {_pct(s1['a_convergence'])} "
+                  f"(teacher-forced exact {_pct(s1['a_exact'])}). Gate {_pct(s1['gate'])}: "
                   f"{'passed' if s1['passed_gate'] else 'NOT passed'}.", ""]
     if m.get("stopped_by_gate"):
         lines += ["The run stopped after stage 1 (decision gate).", ""]
