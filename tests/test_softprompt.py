@@ -252,3 +252,15 @@ def test_learned_modes_move_and_token_modes_do_not(lm: FrozenLM) -> None:
     q, a = (lm.token_vector(t) for t in ("Question", "Answer"))
     assert torch.equal(fixed.modes[0], q) and torch.equal(fixed.modes[1], a)
     assert not torch.equal(learned.modes[0], q) and not torch.equal(learned.modes[1], a)
+
+
+def test_report_rerenders_from_results_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main([*DRY, "--stage", "3", "--out", str(out)]) == 0
+    before = (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    (out / "loss_curves.png").unlink()
+    capsys.readouterr()
+    assert main(["softprompt", "report", str(out)]) == 0
+    assert (out / "report.md").read_text() == before and (out / "loss_curves.png").is_file()
+    assert main(["softprompt", "report", str(tmp_path / "nowhere")]) == 2

@@ -65,6 +65,24 @@ def register(sub: Any) -> None:
     r.add_argument("--dry-run", action="store_true", help="run on a tiny in-memory Llama (seconds; for tests)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.set_defaults(func=_run)
+    rep = ssub.add_parser("report", help="re-render report.md and the plots of a run from its results.json")
+    rep.add_argument("dir", help="a run's --out directory")
+    rep.set_defaults(func=_report)
+
+
+def _report(a: argparse.Namespace) -> int:
+    from genesis_ps.softprompt.plots import write_plots
+    from genesis_ps.softprompt.report import write_report
+
+    out = Path(a.dir)
+    try:
+        result = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError("dir", f"cannot read {out / 'results.json'}: {e}") from e
+    write_plots(result, out)
+    write_report(result, out / "report.md")
+    print(f"wrote {out / 'report.md'} and {', '.join(result['meta'].get('plots', []))}")
+    return 0
 
 
 def _config(a: argparse.Namespace) -> Any:

@@ -94,13 +94,18 @@ def render_report(r: dict[str, Any]) -> str:
         s1 = s["stage1"]
         lines += ["## Stage 1: single-target diagnostic", "",
                   f"On the first {s1['sample']} pairs: Q alone converges for {_pct(s1['q_convergence'])} "
-                  f"(greedy-exact {_pct(s1['q_exact'])}), A alone for {_pct(s1['a_convergence'])} "
-                  f"(greedy-exact {_pct(s1['a_exact'])}). Gate {_pct(s1['gate'])}: "
+                  f"(teacher-forced exact {_pct(s1['q_exact'])}), A alone for {_pct(s1['a_convergence'])} "
+                  f"(teacher-forced exact {_pct(s1['a_exact'])}). Gate {_pct(s1['gate'])}: "
                   f"{'passed' if s1['passed_gate'] else 'NOT passed'}.", ""]
     if m.get("stopped_by_gate"):
         lines += ["The run stopped after stage 1 (decision gate).", ""]
     if "stage2" in s:
-        lines += ["## Stage 2 (joint) and stage 3 (greedy decoding)", "", *_dataset_rows(s["stage2"]), ""]
+        lines += ["## Stage 2 (joint) and stage 3 (greedy decoding)", "", *_dataset_rows(s["stage2"])]
+        dec = [p for p in r["pairs"] if "stage3" in p]
+        if dec:
+            same = sum(p["stage3"]["q_text"].strip() == p["answer"].strip() for p in dec)
+            lines.append(f"| greedy decoding from [Q_mode; c*] gives the answer text | {same} of {len(dec)} |")
+        lines.append("")
     if "stage4" in s:
         s4 = s["stage4"]
         lines += [f"## Stage 4: ablations on the first {s4['pairs']} pairs", "", "### K", "",
