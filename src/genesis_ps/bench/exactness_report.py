@@ -75,8 +75,9 @@ def markdown(report: dict[str, Any]) -> str:
             "## Large α (trap toy: the likeliest sequences do not start with the likeliest token)",
             "",
             "`mh` / `smc` propose at the default temperature max(1/α, 1/3); `mh_cold` / `smc_cold` at 1/α. "
-            "`unmixed_fraction`: runs that cannot have mixed — MH chains whose accepted moves never changed the "
-            "first token, SMC runs whose particles all drew the same first token.",
+            "`unmixed_fraction`: runs whose first token is the initial draw's — MH chains whose accepted moves "
+            "never changed it, SMC runs whose particles all drew the same one; where that draw's first token is "
+            "not p^α's, such a run cannot have mixed (the result then carries `mixing_warning`).",
             "",
             *_table(large, _COLS),
             "",

@@ -138,7 +138,7 @@ def verdict(c: dict[str, Any]) -> str:
         return f"{c['b']} beats {c['a']} (95% CI above 0)"
     if hi < 0:
         return f"{c['a']} beats {c['b']} (95% CI below 0)"
-    return "not distinguishable (95% CI spans 0)"
+    return "not distinguishable (95% CI includes 0)"
 
 
 def pareto_frontier(points: dict[str, tuple[float, float]]) -> list[str]:

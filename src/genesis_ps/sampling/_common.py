@@ -220,13 +220,16 @@ def check_one_alpha(params: Any, target: Target) -> None:
         )
 
 
-def mixing_note(first_token_moves: int, final: State, tau: float, alpha: float) -> str | None:
+def mixing_note(
+    first_token_moves: int, final: State, tau: float, alpha: float, first_token_proposals: int | None = None
+) -> str | None:
     """A plain warning when a chain never accepted a move that changed its first token."""
     if first_token_moves or len(final) == 0:
         return None
+    tried = "" if first_token_proposals is None else f"; {first_token_proposals} proposal(s) cut there"
     return (
         f"no accepted MH move changed the first token: it is the initial draw's (proposals at τ = {tau:.3g}, "
-        f"α = {alpha:g}); where the first token matters this run may not have mixed — raise "
+        f"α = {alpha:g}{tried}); where the first token matters this run cannot have mixed — raise "
         "proposal_temperature or n_mcmc"
     )
 

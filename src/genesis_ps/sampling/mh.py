@@ -92,6 +92,8 @@ class MHRun:
     """MH steps taken, over all chains (fewer than ``n_mcmc`` per stage and chain when adaptive)."""
     first_token_moves: list[int] = field(default_factory=list)
     """Per chain: accepted moves that changed the first token."""
+    first_token_proposals: list[int] = field(default_factory=list)
+    """Per chain: proposals that cut at position 0 (could change the first token)."""
     consensus: list[str | None] = field(default_factory=list)
     """Per chain, with ``selection="consensus"``: the majority answer."""
 
@@ -161,7 +163,7 @@ async def mh_chains(
     if params.selection != "consensus":
         votes = None
     run = MHRun(selected=states, final=states, scores=[None] * n_chains, meter=meter,
-                first_token_moves=[0] * n_chains)  # fmt: skip
+                first_token_moves=[0] * n_chains, first_token_proposals=[0] * n_chains)  # fmt: skip
 
     for k, limit in enumerate(limits, start=1):
         final_stage = k == len(limits)
@@ -225,6 +227,8 @@ async def mh_chains(
                     moved = y.tokens != x.tokens or y.text != x.text
                     if moved and t == 0 and y.tokens[:1] != x.tokens[:1]:
                         run.first_token_moves[i] += 1
+                if t == 0:
+                    run.first_token_proposals[i] += 1
                     states[i], rewards[i] = y, r_try[j]
                     run.accepted += 1
                 unchanged[i] = 0 if moved else unchanged[i] + 1
@@ -283,11 +287,12 @@ async def run_mh(
         "block_size": params.block_size, "stages": len(stage_limits(params.max_new_tokens, params.block_size)),
         "stages_done": run.stages_done, "proposal_temperature": params.tau, "cuts": params.cuts,
         "n_tries": params.n_tries, "adaptive": params.adaptive, "mh_steps": run.steps,
-        "first_token_changes": run.first_token_moves[0], "approx_entropy": run.meter.approx_entropy,
+        "first_token_changes": run.first_token_moves[0], "first_token_proposals": run.first_token_proposals[0],
+        "approx_entropy": run.meter.approx_entropy,
     }
     if run.consensus:
         extra["consensus_answer"] = run.consensus[0]
-    note = mixing_note(run.first_token_moves[0], run.final[0], params.tau, params.alpha)
+    note = mixing_note(run.first_token_moves[0], run.final[0], params.tau, params.alpha, run.first_token_proposals[0])
     if note:
         extra["mixing_warning"] = note
     return make_result(
