@@ -223,12 +223,12 @@ async def mh_chains(
                 run.proposals += 1
                 run.steps += 1
                 moved = False
+                if t == 0:
+                    run.first_token_proposals[i] += 1
                 if lr >= 0 or us[a] < math.exp(lr):
                     moved = y.tokens != x.tokens or y.text != x.text
                     if moved and t == 0 and y.tokens[:1] != x.tokens[:1]:
                         run.first_token_moves[i] += 1
-                if t == 0:
-                    run.first_token_proposals[i] += 1
                     states[i], rewards[i] = y, r_try[j]
                     run.accepted += 1
                 unchanged[i] = 0 if moved else unchanged[i] + 1
