@@ -105,7 +105,7 @@ async def test_without_stage_limit_and_length_correction_mh_is_far_from_p_alpha(
 async def test_proposals_regenerate_to_the_stage_limit_and_every_token_is_counted() -> None:
     toy = CountingToy()
     r = await genesis_ps.power_sample(
-        toy, "q", method="mh", alpha=2.0, max_new_tokens=5, block_size=2, n_mcmc=4, seed=1
+        toy, "q", method="mh", alpha=2.0, max_new_tokens=5, block_size=2, n_mcmc=4, seed=1, early_reject=False
     )
     # every extend asks for continuations up to a stage limit (2, 4 or 5), never up to a state's own length
     assert {lim for call in toy.limits for lim in call} <= {2, 4, 5}

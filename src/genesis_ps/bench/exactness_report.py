@@ -84,24 +84,33 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     effort = report.get("effort") or []
     if effort:
+        methods = [m for m in ("mh_full", "mh", "mh_entropy") if any(e["method"] == m for e in effort)]
+        base = methods[0]
+        head = " | ".join(f"{m}: N_MCMC | {m}: tokens" + ("" if m == base else f" | {m}: saving") for m in methods)
         lines += [
             "## Effort: tokens per sample to reach the target TV (N_MCMC swept)",
             "",
-            "| toy | alpha | target tv | mh: N_MCMC | mh: tokens | mh_entropy: N_MCMC | mh_entropy: tokens | saving |",
-            "|---|---|---|---|---|---|---|---|",
+            f"`saving`: fewer tokens to the target than `{base}`"
+            + (" (uniform cuts, every proposal generated in full: the MH before early rejection)."
+               if base == "mh_full" else "."),
+            "",
+            f"| toy | alpha | target tv | {head} |",
+            "|---|---|---|" + "---|" * sum(2 if m == base else 3 for m in methods),
         ]
         keyed = {(e["toy"], e["alpha"], e["method"]): e for e in effort}
         for toy, alpha in dict.fromkeys((e["toy"], e["alpha"]) for e in effort):
-            u, h = keyed.get((toy, alpha, "mh")), keyed.get((toy, alpha, "mh_entropy"))
-            if u is None or h is None:
+            rows = [keyed.get((toy, alpha, m)) for m in methods]
+            if any(r is None for r in rows):
                 continue
-            saving = "—"
-            if u["tokens_to_target"] and h["tokens_to_target"]:
-                saving = f"{1 - h['tokens_to_target'] / u['tokens_to_target']:+.0%}"
-            lines.append(
-                f"| {toy} | {alpha:g} | {u['target_tv']} | {_cell(u['n_mcmc_to_target'])} | "
-                f"{_cell(u['tokens_to_target'])} | {_cell(h['n_mcmc_to_target'])} | {_cell(h['tokens_to_target'])} | "
-                f"{saving} |"
-            )
+            b = rows[0]
+            assert b is not None
+            cells = [str(b["target_tv"])]
+            for m, r in zip(methods, rows, strict=True):
+                assert r is not None
+                cells += [_cell(r["n_mcmc_to_target"]), _cell(r["tokens_to_target"])]
+                if m != base:
+                    ok = b["tokens_to_target"] and r["tokens_to_target"]
+                    cells.append(f"{1 - r['tokens_to_target'] / b['tokens_to_target']:+.0%}" if ok else "—")
+            lines.append(f"| {toy} | {alpha:g} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"

@@ -42,6 +42,8 @@ def register(sub: Any) -> None:
     p.add_argument("--cuts", choices=CUTS, default=None, help="MH cut positions: uniform | entropy (decision points)")
     p.add_argument("--tries", type=int, default=None, help="MH suffixes proposed per cut (multiple-try when > 1)")
     p.add_argument("--adaptive", action="store_true", default=None, help="adaptive effort (MH steps, SMC rounds)")
+    p.add_argument("--no-early-reject", dest="early_reject", action="store_false", default=None,
+                   help="MH: generate every proposal in full (early rejection is exact; this is for comparison)")
     p.add_argument("--resampler", choices=RESAMPLERS, default=None, help="SMC resampling scheme")
     p.add_argument("--ramp-tokens", type=int, default=None, help="SMC: ramp alpha from 1 over this many tokens")
     p.add_argument("--selection", choices=SELECTIONS, default=None,
@@ -70,7 +72,7 @@ def _params(args: argparse.Namespace) -> tuple[SamplerParams, float | None, str,
         ("proposal_temperature", "proposal_temperature"), ("cuts", "cuts"), ("tries", "n_tries"),
         ("adaptive", "adaptive"), ("resampler", "resampler"), ("ramp_tokens", "ramp_tokens"),
         ("selection", "selection"), ("candidates", "candidates"), ("rollouts", "rollouts"), ("horizon", "horizon"),
-        ("decision_entropy", "decision_entropy"),
+        ("decision_entropy", "decision_entropy"), ("early_reject", "early_reject"),
     ):
         value = getattr(args, arg)
         if value is not None:

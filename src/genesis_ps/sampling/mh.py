@@ -37,6 +37,7 @@ from genesis_ps.sampling._common import (
     state_text,
 )
 from genesis_ps.sampling.cuts import cut_log_probs, mtm_log_ratio, suffix_log_weight
+from genesis_ps.sampling.early import Pending, early_reject_applies, propose_with_early_rejection
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
@@ -96,6 +97,8 @@ class MHRun:
     """Per chain: proposals that cut at position 0 (could change the first token)."""
     consensus: list[str | None] = field(default_factory=list)
     """Per chain, with ``selection="consensus"``: the majority answer."""
+    early_rejected: int = 0
+    """Proposals rejected before their suffix was complete (see :mod:`genesis_ps.sampling.early`)."""
 
 
 def _check(model: TokenModel, params: SamplerParams, target: Target, n_chains: object) -> None:
@@ -139,6 +142,9 @@ async def mh_chains(
     meter = Meter(model, prompt, rng, budget)
     alpha, tau, k_tries = target.alpha, params.tau, params.n_tries
     entropy_cuts = params.cuts == "entropy"
+    early = params.early_reject and stage_limit and length_term and early_reject_applies(
+        logprobs=model.capabilities.logprobs, tau=tau, alpha=alpha, tilted=target.tilted, n_tries=k_tries
+    )
     limits = stage_limits(params.max_new_tokens, params.block_size)
     states = [EMPTY] * n_chains
     tilted = target.tilted
@@ -202,11 +208,32 @@ async def mh_chains(
             if not meter.affordable(step_new):
                 run.budget_exhausted = True
                 break
-            segs = await meter.extend([states[i].tokens[: cuts[i]] for i in rows], step_new, tau)
-            us = rng.random(len(active))
+            tries_of: dict[int, list[State] | None] = {}
+            if early:
+                us = rng.random(len(active))
+                pend = [Pending(states[i].cut(cuts[i]), cuts[i], limit, _need(us[a], alpha, states[i], cuts[i],
+                                rewards[i], float(cut_lps[i][cuts[i]]) if entropy_cuts else -math.log(len(states[i]))))
+                        for a, i in enumerate(active)]  # fmt: skip
+                props = await propose_with_early_rejection(meter, pend, tau, alpha, entropy_cuts=entropy_cuts)
+                for i, y_full in zip(active, props, strict=True):
+                    tries_of[i] = None if y_full is None else [y_full]
+            else:
+                segs = await meter.extend([states[i].tokens[: cuts[i]] for i in rows], step_new, tau)
+                us = rng.random(len(active))
+                for a, i in enumerate(active):
+                    tries_of[i] = [states[i].splice(cuts[i], seg) for seg in segs[a * k_tries : (a + 1) * k_tries]]
             for a, i in enumerate(active):
                 x, t = states[i], cuts[i]
-                tries = [x.splice(t, seg) for seg in segs[a * k_tries : (a + 1) * k_tries]]
+                found = tries_of[i]
+                if found is None:  # rejected before its suffix was complete
+                    run.proposals += 1
+                    run.steps += 1
+                    run.early_rejected += 1
+                    if t == 0:
+                        run.first_token_proposals[i] += 1
+                    unchanged[i] += 1
+                    continue
+                tries = found
                 r_try = [rterm(y) for y in tries] if tilted else [0.0] * k_tries
                 w_try = [suffix_log_weight(alpha, y.logp[t:], y.logq[t:], r) for y, r in zip(tries, r_try, strict=True)]
                 j = 0 if k_tries == 1 else int(rng.choice(k_tries, p=_softmax(w_try)))
@@ -259,6 +286,12 @@ async def mh_chains(
     return run
 
 
+def _need(u: float, alpha: float, x: State, t: int, reward: float, cur_cut: float) -> float:
+    """The threshold ``log u + w(x[t:]) + log q_cut(t | x)`` a proposal's ratio must reach."""
+    log_u = math.log(u) if u > 0 else -math.inf
+    return log_u + suffix_log_weight(alpha, x.logp[t:], x.logq[t:], reward) + cur_cut
+
+
 def _softmax(logw: Sequence[float]) -> np.ndarray:
     w = np.exp(np.asarray(logw) - max(logw))
     out: np.ndarray = w / w.sum()
@@ -287,6 +320,7 @@ async def run_mh(
         "block_size": params.block_size, "stages": len(stage_limits(params.max_new_tokens, params.block_size)),
         "stages_done": run.stages_done, "proposal_temperature": params.tau, "cuts": params.cuts,
         "n_tries": params.n_tries, "adaptive": params.adaptive, "mh_steps": run.steps,
+        "early_rejected": run.early_rejected,
         "first_token_changes": run.first_token_moves[0], "first_token_proposals": run.first_token_proposals[0],
         "approx_entropy": run.meter.approx_entropy,
     }

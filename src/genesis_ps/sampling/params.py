@@ -109,6 +109,10 @@ class SamplerParams:
     until the rounds' bottleneck ESS (each round's smallest over its blocks) add up to
     ``ess_threshold · n_particles``. The bias either rule
     costs is measured by ``bench exactness`` (rows ``mh_adaptive``, ``smc_adaptive``)."""
+    early_reject: bool = True
+    """MH: draw each step's uniform before its suffix and stop generating a proposal as soon as no
+    completion could be accepted (exact: the same accept/reject decision, fewer tokens; applies with exact
+    log-probs, one try per cut, no reward tilt and 1/α ≤ τ ≤ 1; see :mod:`genesis_ps.sampling.early`)."""
     patience: int = 3
     """Adaptive MH: unchanged steps in a row that end a block's MH steps."""
     max_rounds: int = 4
@@ -193,8 +197,9 @@ def _check_extensions(p: SamplerParams) -> None:
         raise ConfigError("cuts", f"unknown cuts {p.cuts!r}; choose one of {', '.join(CUTS)}")
     if p.resampler not in RESAMPLERS:
         raise ConfigError("resampler", f"unknown resampler {p.resampler!r}; choose one of {', '.join(RESAMPLERS)}")
-    if not isinstance(p.adaptive, bool):
-        raise ConfigError("adaptive", f"must be true or false, got {p.adaptive!r}")
+    for flag in ("adaptive", "early_reject"):
+        if not isinstance(getattr(p, flag), bool):
+            raise ConfigError(flag, f"must be true or false, got {getattr(p, flag)!r}")
     _at_least("n_tries", p.n_tries, 1)
     _at_least("patience", p.patience, 1)
     _at_least("max_rounds", p.max_rounds, 1)

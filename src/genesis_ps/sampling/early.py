@@ -1,0 +1,95 @@
+"""Early rejection of MH suffix proposals, exactly.
+
+A suffix y[t:] proposed at temperature τ carries the log-weight ``Σ_j α·log p(y_j) − log q(y_j)``. When
+``q`` is the base distribution at τ (possibly restricted to a top-k/top-p set S), each term is
+
+    α·log p − log q = (α − 1/τ)·log p + log Σ_S p^{1/τ},
+
+and with 1 ≤ 1/τ ≤ α both parts are ≤ 0: the weight of a partly generated suffix can only fall as it
+grows. The MH step accepts y when ``log u ≤ w(y) − w(x) + log q_cut(t | y) − log q_cut(t | x)``, with u
+drawn *before* generating. So once the partial weight plus an upper bound on log q_cut(t | y) falls below
+``log u + w(x) + log q_cut(t | x)``, y is rejected whatever its remaining tokens would be, and they need
+not be generated. The decision is the one the full suffix would have given (same u, same ratio), so the
+chain is the same Markov chain; only the tokens spent on a rejected proposal shrink.
+
+Bounds on the reverse cut: uniform cuts, ``log q_cut(t | y) = −log len(y) ≤ −log m`` for the m tokens y
+has so far. Entropy cuts, q_cut(t | y) = (h_t + ε)/Σ_j (h_j + ε) ≤ (h_t + ε)/(A + m·ε) ≤ max(h_t/A, 1/m),
+where A sums y's entropies so far (every ε > 0).
+
+The suffix is generated in chunks that double (the first about 1/16 of the room left, at least one
+token), each chunk one batched ``extend`` continuing the rows still undecided; the local backend serves
+each continuation from its prefix KV cache.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from genesis_ps.sampling._common import Meter, State
+
+__all__ = ["MARGIN_PER_TOKEN", "Pending", "early_reject_applies", "propose_with_early_rejection", "reverse_cut_bound"]
+
+MARGIN_PER_TOKEN = 1e-6
+"""Slack per token still to come, for rounding in the reported log p / log q (each term is ≤ 0 in exact
+arithmetic; a float one may read +1e-7)."""
+
+
+def early_reject_applies(*, logprobs: str, tau: float, alpha: float, tilted: bool, n_tries: int) -> bool:
+    """Whether the per-token weights are provably ≤ 0 here (exact log-probs, 1/α ≤ τ ≤ 1, no reward tilt
+    and one try per cut: a tilt's reward and multiple tries' normalisers have no sign)."""
+    return logprobs == "exact" and not tilted and n_tries == 1 and 1.0 / alpha - 1e-12 <= tau <= 1.0
+
+
+def reverse_cut_bound(y: State, t: int, entropy_cuts: bool) -> float:
+    """An upper bound on log q_cut(t | y) for any completion of the partial state ``y``."""
+    m = len(y)
+    if not entropy_cuts:
+        return -math.log(m)
+    if not y.has_entropy:
+        return 0.0
+    h = [max(e, 0.0) for e in y.ent[:m]]
+    a = math.fsum(h)
+    return 0.0 if a <= 0 else math.log(max(h[t] / a, 1.0 / m))
+
+
+@dataclass
+class Pending:
+    """One chain's proposal in progress: cut ``t`` of the current state, its stage ``limit``, and the
+    threshold ``need = log u + w(x) + log q_cut(t | x)`` its final ratio is held against."""
+
+    prefix: State
+    t: int
+    limit: int
+    need: float
+
+
+async def propose_with_early_rejection(
+    meter: Meter, pending: Sequence[Pending], tau: float, alpha: float, *, entropy_cuts: bool
+) -> list[State | None]:
+    """Each pending proposal's full state, or None where it was rejected before its suffix was done."""
+    states = [p.prefix for p in pending]
+    weight = [0.0] * len(pending)
+    out: list[State | None] = [None] * len(pending)
+    live = list(range(len(pending)))
+    size = [max(1, (p.limit - p.t) // 16) for p in pending]
+    while live:
+        max_new = [min(size[i], pending[i].limit - len(states[i])) for i in live]
+        segs = await meter.extend([states[i].tokens for i in live], max_new, tau)
+        still: list[int] = []
+        for i, seg in zip(live, segs, strict=True):
+            states[i] = states[i].grow(seg)
+            weight[i] += alpha * math.fsum(seg.logp) - math.fsum(seg.logq)
+            p = pending[i]
+            if states[i].eos or len(states[i]) >= p.limit or seg.n_tokens == 0:
+                out[i] = states[i]
+                continue
+            room = p.limit - len(states[i])
+            bound = weight[i] + reverse_cut_bound(states[i], p.t, entropy_cuts) + MARGIN_PER_TOKEN * room
+            if bound < p.need:
+                continue  # rejected: no completion can reach the threshold
+            size[i] *= 2
+            still.append(i)
+        live = still
+    return out

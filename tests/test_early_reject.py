@@ -1,0 +1,82 @@
+"""Early rejection of MH proposals: the bound it relies on holds for every completion, the chain still
+targets p^α exactly, and it generates fewer tokens."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import genesis_ps
+from genesis_ps.errors import ConfigError
+from genesis_ps.sampling import Prompt, SamplerParams, Target
+from genesis_ps.sampling._common import EMPTY, State
+from genesis_ps.sampling.cuts import cut_log_probs
+from genesis_ps.sampling.early import early_reject_applies, reverse_cut_bound
+from genesis_ps.sampling.mh import mh_chains
+from genesis_ps.testing import exact
+from genesis_ps.testing.toys import eos_toy, random_toy, trap_toy
+
+P = Prompt.text("")
+
+
+@pytest.mark.parametrize("make", [eos_toy, trap_toy, random_toy])
+@pytest.mark.parametrize("alpha,tau", [(2.0, 0.5), (4.0, 1 / 3), (4.0, 0.25), (8.0, 1.0)])
+async def test_partial_weight_and_reverse_cut_bound_never_undershoot_the_completed_proposal(make, alpha, tau) -> None:  # type: ignore[no-untyped-def]
+    toy = make()
+    t_max = toy.max_len + 1
+    segs = await toy.extend(P, [()] * 400, t_max, tau, seed=3)
+    for seg in segs:
+        y = EMPTY.grow(seg)
+        for t in range(len(y)):
+            final_w = alpha * math.fsum(y.logp[t:]) - math.fsum(y.logq[t:])
+            for entropy_cuts in (False, True):
+                final_cut = float(cut_log_probs(len(y), y.ent if entropy_cuts else None)[t])
+                for m in range(t + 1, len(y) + 1):
+                    part = State(y.tokens[:m], y.logp[:m], y.logq[:m], False, None, y.ent[:m])
+                    w = alpha * math.fsum(part.logp[t:]) - math.fsum(part.logq[t:])
+                    assert w + 1e-9 >= final_w
+                    assert reverse_cut_bound(part, t, entropy_cuts) + 1e-12 >= final_cut
+
+
+@pytest.mark.parametrize("make,alpha,cuts", [(eos_toy, 2.0, "uniform"), (random_toy, 4.0, "uniform"),
+                                             (random_toy, 4.0, "entropy"), (eos_toy, 4.0, "entropy")])  # fmt: skip
+async def test_mh_with_early_rejection_reaches_the_noise_floor_with_fewer_tokens(make, alpha, cuts) -> None:  # type: ignore[no-untyped-def]
+    toy = make()
+    t_max = toy.max_len + 1
+    want = exact.power_distribution(toy, t_max, alpha)
+    floor = exact.noise_floor(want, 1500, np.random.default_rng(0))
+    tokens = {}
+    for early in (True, False):
+        params = SamplerParams(
+            alpha=alpha, max_new_tokens=t_max, block_size=2, n_mcmc=20, cuts=cuts, early_reject=early
+        )
+        run = await mh_chains(toy, P, params, n_chains=1500, target=Target(alpha), rng=np.random.default_rng(7))
+        tv = exact.tv_distance(exact.empirical(s.tokens for s in run.final), want)
+        assert tv <= 1.5 * floor + 0.01, (early, tv, floor)
+        assert (run.early_rejected > 0) == early
+        tokens[early] = run.meter.tokens_generated
+    assert tokens[True] < 0.97 * tokens[False]  # the toys' suffixes are 1-4 tokens: little to save
+
+
+def test_early_rejection_applies_only_where_every_token_weight_is_at_most_zero() -> None:
+    ok = dict(logprobs="exact", tau=0.25, alpha=4.0, tilted=False, n_tries=1)
+    assert early_reject_applies(**ok)  # type: ignore[arg-type]
+    assert early_reject_applies(**{**ok, "tau": 1.0})  # type: ignore[arg-type]
+    assert not early_reject_applies(**{**ok, "tau": 0.2})  # type: ignore[arg-type]  # τ < 1/α
+    assert not early_reject_applies(**{**ok, "tau": 1.5})  # type: ignore[arg-type]
+    assert not early_reject_applies(**{**ok, "logprobs": "top_k"})  # type: ignore[arg-type]
+    assert not early_reject_applies(**{**ok, "tilted": True})  # type: ignore[arg-type]
+    assert not early_reject_applies(**{**ok, "n_tries": 4})  # type: ignore[arg-type]
+
+
+async def test_the_result_reports_early_rejections_and_the_flag_is_validated() -> None:
+    r = await genesis_ps.power_sample(trap_toy(), "", method="mh", alpha=4.0, max_new_tokens=4, block_size=2,
+                                      n_mcmc=8, seed=2)  # fmt: skip
+    assert r.extra["early_rejected"] >= 0 and r.extra["mh_steps"] == 16
+    off = await genesis_ps.power_sample(trap_toy(), "", method="mh", alpha=4.0, max_new_tokens=4, block_size=2,
+                                        n_mcmc=8, seed=2, early_reject=False)  # fmt: skip
+    assert off.extra["early_rejected"] == 0
+    with pytest.raises(ConfigError, match="early_reject"):
+        SamplerParams(early_reject="yes")  # type: ignore[arg-type]
