@@ -141,7 +141,7 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
                                      "mh_per_token_vs_single", "smc_vs_single", "tps_vs_single",
                                      "mh_entropy_time_to_mh_loglik", "smc_kv_peak_cow_vs_no_cow"}
     assert all(v > 0 for v in report["ratios"].values() if v is not None)
-    assert set(report["rows"]) == {"single", "mh", "mh_entropy", "mh_adaptive", "tps", "smc_no_cow", "smc"}
+    assert set(report["rows"]) == {"single", "mh", "mh_early", "mh_entropy", "mh_adaptive", "tps", "smc_no_cow", "smc"}
     for name, row in report["rows"].items():
         assert row["wall_s"] > 0 and row["tokens_generated"] > 0 and row["ms_per_token"] > 0, name
     assert report["rows"]["mh_entropy"]["extra"]["cuts"] == "entropy"

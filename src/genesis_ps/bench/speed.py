@@ -229,9 +229,11 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
             "smc_kv_peak_cow_vs_no_cow": (smc["kv_peak_bytes"] / no_cow["kv_peak_bytes"]
                                           if no_cow["kv_peak_bytes"] else None),
             "tps_vs_single": tps["wall_s"] / single.latency_s,
+            "mh_early_vs_mh": rows["mh_early"]["wall_s"] / mh["wall_s"],
             "mh_entropy_vs_mh": rows["mh_entropy"]["wall_s"] / mh["wall_s"],
             "mh_adaptive_vs_mh": rows["mh_adaptive"]["wall_s"] / mh["wall_s"],
             "mh_entropy_time_to_mh_loglik": loglik["ratio"] if loglik else None,
+            "mh_early_time_ratio": loglik["mh_early_time_ratio"] if loglik else None,
         },
         "targets": {"decode_speedup_vs_generate": ">= 1.6", "mh_speedup_vs_reference_style": ">= 2",
                     "mh_per_token_vs_single": "<= 1.5", "smc_vs_single": "<= 2.5", "tps_vs_single": "<= 2",

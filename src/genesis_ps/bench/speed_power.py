@@ -2,16 +2,20 @@
 
 Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, length and seed:
 
-* ``mh`` — today's MH: uniform cuts, proposals at τ = 1/α;
-* ``mh_entropy`` — decision-point cuts, otherwise the same;
-* ``mh_adaptive`` — uniform cuts, adaptive effort (every block but the last stops after
-  ``patience`` unchanged steps);
+* ``mh`` — today's MH: uniform cuts, proposals at τ = 1/α, every proposal generated in full;
+* ``mh_early`` — the same chain with exact early rejection (the default since; see
+  :mod:`genesis_ps.sampling.early`), which alone separates it from ``mh``;
+* ``mh_entropy`` — decision-point cuts with early rejection, otherwise as ``mh``;
+* ``mh_adaptive`` — uniform cuts with early rejection, adaptive effort (every block but the last stops
+  after ``patience`` unchanged steps);
 * ``tps`` — token-level power sampling at its default settings;
 * ``smc`` — the upgraded SMC: copy-on-write KV sharing between particles after resampling (and
   ``smc_no_cow`` the same run without it), with the KV memory each held at peak.
 
 **Time to today's MH log-likelihood.** Over ``loglik_prompts`` prompts (same α and B, ``loglik_tokens``
-new tokens), today's MH gives a mean log-likelihood per token of the returned text; decision-point MH is
+new tokens), today's MH gives a mean log-likelihood per token of the returned text; the same MH with early
+rejection is run once at the same N_MCMC (its wall time over today's is ``mh_early_time_ratio``: the same
+chain, so the same log-likelihood in distribution); decision-point MH (with early rejection) is
 then run, in this fixed order, with (N_MCMC, tries per cut) = (1, 1), (1, 2), (2, 1), (2, 2), … up to
 N_MCMC = 2·n_mcmc, until its mean reaches that; ``mh_entropy_time_to_mh_loglik`` is its wall time there
 over today's MH's (None when none reached it). Two tries per cut are proposed in one batched call.
@@ -63,7 +67,8 @@ def _row(r: Any, model: Any) -> dict[str, Any]:
         "acceptance_rate": r.acceptance_rate, "kv_peak_bytes": model._engine.kv_bytes_peak,
         "extra": {k: v for k, v in r.extra.items() if k in (
             "cuts", "mh_steps", "decision_points", "rollout_calls", "resampler", "proposal_temperature",
-            "candidates", "rollouts", "horizon", "decision_entropy", "first_token_changes", "mixing_warning")},
+            "candidates", "rollouts", "horizon", "decision_entropy", "first_token_changes", "mixing_warning",
+            "early_rejected")},
     }  # fmt: skip
 
 
@@ -75,7 +80,8 @@ def power_rows(model: Any, prompt: Any, cfg: Any, seed: int, say: Any) -> dict[s
                           max_new_tokens=cfg.max_new_tokens, seed=seed, proposal_temperature=1.0 / cfg.alpha)
     smc = today.with_(method="smc", n_particles=cfg.n_particles)
     runs = {
-        "mh": today,
+        "mh": today.with_(early_reject=False),
+        "mh_early": today,
         "mh_entropy": today.with_(cuts="entropy"),
         "mh_adaptive": today.with_(adaptive=True),
         "tps": SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.max_new_tokens, seed=seed),
@@ -118,8 +124,10 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
     base = SamplerParams(method="mh", alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc,
                          max_new_tokens=cfg.loglik_tokens, proposal_temperature=1.0 / cfg.alpha)
     t0 = time.perf_counter()
-    goal, mh_wall, mh_lls = _mean_loglik(model, base, n, seed)
+    goal, mh_wall, mh_lls = _mean_loglik(model, base.with_(early_reject=False), n, seed)
     say(f"loglik: today's MH (N_MCMC={cfg.n_mcmc}) {goal:.4f} nats/token over {n} prompts in {mh_wall:.1f}s")
+    early_ll, early_wall, early_lls = _mean_loglik(model, base, n, seed)
+    say(f"loglik: MH with early rejection (N_MCMC={cfg.n_mcmc}) {early_ll:.4f} in {early_wall:.1f}s")
     trace = []
     reached: dict[str, Any] | None = None
     for steps, tries in [(s, t) for s in range(1, 2 * cfg.n_mcmc + 1) for t in (1, 2)]:
@@ -131,6 +139,8 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
             break
     return {
         "prompts": n, "max_new_tokens": cfg.loglik_tokens, "mh_mean_loglik": goal, "mh_wall_s": mh_wall,
-        "mh_per_prompt": mh_lls, "mh_entropy_trace": trace, "mh_entropy_reached": reached,
+        "mh_per_prompt": mh_lls, "mh_early_mean_loglik": early_ll, "mh_early_wall_s": early_wall,
+        "mh_early_per_prompt": early_lls, "mh_early_time_ratio": early_wall / mh_wall, "mh_entropy_trace": trace,
+        "mh_entropy_reached": reached,
         "ratio": (reached["wall_s"] / mh_wall) if reached else None, "seconds": time.perf_counter() - t0,
     }

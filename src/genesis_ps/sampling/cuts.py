@@ -6,11 +6,15 @@ and accepts the new state y with the Metropolis–Hastings ratio
     π(y)·q(x[t:] | x[:t])·q_cut(t | y)  /  π(x)·q(y[t:] | x[:t])·q_cut(t | x).
 
 * ``uniform`` cuts: q_cut(t | x) = 1/len(x), so the cut term is ``log len(x) − log len(y)``.
-* ``entropy`` cuts favour *decision points*: q_cut(t | x) ∝ w(H_t(x)), where H_t(x) is the base model's
-  next-token entropy at position t (reported by the model from the forward pass that sampled token t),
-  ``w(H) = H + ε`` and ``ε = 0.05·mean_t H_t(x) + 1e-6`` keeps every position reachable. H_t depends only
-  on x[:t], so x and y weigh the shared cut alike; their normalisers Σ_t w(H_t) differ, and the ratio
-  carries both, which keeps the chain's target exactly p^α.
+* ``entropy`` cuts favour *decision points*, where the base model's next-token entropy jumps up (the
+  rule of Entropy-Cut MH, arXiv 2605.30327): q_cut(t | x) ∝ J_t(x) + ε with the jump
+  ``J_t = max(H_t − H_{t−1}, 0)`` (``H_{−1} = 0``), H_t the base model's next-token entropy at position t
+  (reported by the model from the forward pass that sampled token t), and ``ε = 0.05·mean_t H_t(x) +
+  1e-6`` keeping every position reachable. J_t depends only on x[:t], so x and y weigh the shared cut
+  alike; their normalisers Σ_t (J_t + ε) differ, and the ratio carries both, which keeps the chain's
+  target exactly p^α. Weighting by the entropy itself rather than its jump sent the cuts to the
+  high-entropy filler after a decision (on the trap toy, the four even letters after ``A``) and mixed
+  more slowly than uniform cuts there; the jump puts them where uncertainty *starts*.
 
 With ``K`` tries (multiple-try Metropolis for an independence proposal given the prefix; Liu, Liang & Wong
 2000, Martino 2018): K suffixes are drawn in one batched call, y is chosen with probability ∝ its
@@ -28,22 +32,29 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ENTROPY_EPS", "cut_log_probs", "log_sum_exp", "mtm_log_ratio", "suffix_log_weight"]
+__all__ = ["ENTROPY_EPS", "cut_log_probs", "entropy_jumps", "log_sum_exp", "mtm_log_ratio", "suffix_log_weight"]
 
 ENTROPY_EPS = 0.05
 """Entropy cuts: the floor ``ε`` on a position's weight, as a fraction of the state's mean entropy."""
 
 
+def entropy_jumps(ent: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """``(H, J)``: the entropies clipped at 0 and their upward jumps J_t = max(H_t − H_{t−1}, 0), H_{−1} = 0."""
+    h = np.maximum(np.asarray(ent, dtype=float), 0.0)
+    prev = np.concatenate(([0.0], h[:-1]))
+    return h, np.maximum(h - prev, 0.0)
+
+
 def cut_log_probs(n: int, ent: Sequence[float] | None) -> np.ndarray:
-    """log q_cut(t | x) for t = 0..n−1: uniform when ``ent`` is None, else ∝ H_t + ε."""
+    """log q_cut(t | x) for t = 0..n−1: uniform when ``ent`` is None, else ∝ J_t + ε."""
     if n <= 0:
         raise ValueError("a state to cut needs at least one token")
     if ent is None:
         return np.full(n, -math.log(n))
-    h = np.maximum(np.asarray(ent[:n], dtype=float), 0.0)
-    if len(h) != n:
+    if len(ent) < n:
         raise ValueError("entropy cuts need one entropy per token")
-    w = h + ENTROPY_EPS * float(h.mean()) + 1e-6
+    h, jump = entropy_jumps(ent[:n])
+    w = jump + ENTROPY_EPS * float(h.mean()) + 1e-6
     out: np.ndarray = np.log(w) - math.log(float(w.sum()))
     return out
 

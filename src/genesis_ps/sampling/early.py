@@ -13,8 +13,8 @@ not be generated. The decision is the one the full suffix would have given (same
 chain is the same Markov chain; only the tokens spent on a rejected proposal shrink.
 
 Bounds on the reverse cut: uniform cuts, ``log q_cut(t | y) = −log len(y) ≤ −log m`` for the m tokens y
-has so far. Entropy cuts, q_cut(t | y) = (h_t + ε)/Σ_j (h_j + ε) ≤ (h_t + ε)/(A + m·ε) ≤ max(h_t/A, 1/m),
-where A sums y's entropies so far (every ε > 0).
+has so far. Entropy cuts, q_cut(t | y) = (J_t + ε)/Σ_j (J_j + ε) ≤ (J_t + ε)/(A + m·ε) ≤ max(J_t/A, 1/m),
+where A sums the entropy jumps of y's first m positions (each fixed by y's first m tokens; every ε > 0).
 
 The suffix is generated in chunks that double (the first about 1/16 of the room left, at least one
 token), each chunk one batched ``extend`` continuing the rows still undecided; the local backend serves
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from genesis_ps.sampling._common import Meter, State
+from genesis_ps.sampling.cuts import entropy_jumps
 
 __all__ = ["MARGIN_PER_TOKEN", "Pending", "early_reject_applies", "propose_with_early_rejection", "reverse_cut_bound"]
 
@@ -49,9 +50,9 @@ def reverse_cut_bound(y: State, t: int, entropy_cuts: bool) -> float:
         return -math.log(m)
     if not y.has_entropy:
         return 0.0
-    h = [max(e, 0.0) for e in y.ent[:m]]
-    a = math.fsum(h)
-    return 0.0 if a <= 0 else math.log(max(h[t] / a, 1.0 / m))
+    _, jump = entropy_jumps(y.ent[:m])
+    a = math.fsum(jump.tolist())
+    return 0.0 if a <= 0 else math.log(max(float(jump[t]) / a, 1.0 / m))
 
 
 @dataclass

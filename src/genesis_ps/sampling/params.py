@@ -98,7 +98,7 @@ class SamplerParams:
     correction, so the final target is exactly p^α."""
     cuts: Cuts = "uniform"
     """MH: where a step cuts. ``uniform`` over the state's positions; ``entropy`` favours decision points,
-    positions where the base model's next-token entropy is high (the acceptance ratio carries the forward
+    positions where the base model's next-token entropy jumps up (the acceptance ratio carries the forward
     and reverse cut probabilities, so the chain stays exact)."""
     n_tries: int = 1
     """MH: suffixes proposed at each cut in one batched call (multiple-try Metropolis when > 1)."""
