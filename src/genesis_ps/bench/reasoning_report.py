@@ -3,9 +3,9 @@
 
 Per method: accuracy with a Wilson 95% interval; LLM calls, requests, tokens and wall seconds per problem,
 each with a bootstrap 95% interval. Paired over the same problems: the accuracy difference (bootstrap
-95% interval, sign-flip permutation p) and, for every cost, the *reduction* ``1 − Σb/Σa`` with a paired
-bootstrap 95% interval (problems resampled; negative means ``b`` spent more). The claim line
-(:func:`claim_verdict`) says no more than those intervals.
+95% interval, Newcombe's paired score interval, sign-flip permutation p) and, for every cost, the
+*reduction* ``1 − Σb/Σa`` with a paired bootstrap 95% interval (problems resampled; negative means ``b``
+spent more). The claim line (:func:`claim_verdict`) says no more than those intervals.
 """
 
 from __future__ import annotations
@@ -23,7 +23,16 @@ from genesis_ps.bench.report import fmt, machine_info, markdown_table, now_utc, 
 from genesis_ps.bench.stats import mean_ci, paired_compare, wilson_interval
 from genesis_ps.errors import ConfigError
 
-__all__ = ["build_report", "claim_verdict", "header", "markdown", "reduction", "regenerate", "write_reports"]
+__all__ = [
+    "build_report",
+    "claim_verdict",
+    "header",
+    "markdown",
+    "paired_difference_ci",
+    "reduction",
+    "regenerate",
+    "write_reports",
+]
 
 COSTS = ("model_calls", "requests", "tokens_generated", "wall_s")
 CLAIM = (0.40, 0.60)
@@ -60,6 +69,28 @@ def reduction(a: list[float], b: list[float], *, n_boot: int = 5000, seed: int =
     return (float(1.0 - xb.sum() / xa.sum()), float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5)))
 
 
+def paired_difference_ci(a: list[bool], b: list[bool]) -> tuple[float, float]:
+    """Newcombe's hybrid score 95% interval for ``mean(b) − mean(a)`` on paired binary outcomes (Newcombe
+    1998, method 10: Wilson intervals of both proportions, joined with the pairs' correlation φ). Unlike a
+    percentile bootstrap it does not collapse to a point, or to an end at 0, when one method is never
+    worse on a small sample. (NaN, NaN) with no pairs."""
+    n = len(a)
+    if n == 0:
+        return (math.nan, math.nan)
+    both = sum(x and y for x, y in zip(a, b, strict=True))
+    b_only = sum(y and not x for x, y in zip(a, b, strict=True))
+    a_only = sum(x and not y for x, y in zip(a, b, strict=True))
+    neither = n - both - b_only - a_only
+    p1, p2 = (both + b_only) / n, (both + a_only) / n
+    (l1, u1), (l2, u2) = wilson_interval(both + b_only, n), wilson_interval(both + a_only, n)
+    den = (both + b_only) * (a_only + neither) * (both + a_only) * (b_only + neither)
+    phi = (both * neither - b_only * a_only) / math.sqrt(den) if den > 0 else 0.0
+    d = p1 - p2
+    lo = d - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+    hi = d + math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    return (max(lo, -1.0), min(hi, 1.0))
+
+
 def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     n, c = len(rows), sum(bool(r["correct"]) for r in rows)
     lo, hi = wilson_interval(c, n)
@@ -84,23 +115,27 @@ def _compare(a: str, b: str, ra: list[dict[str, Any]], rb: list[dict[str, Any]])
     ids = [i for i in ia if i in ib]
     acc = paired_compare([float(ia[i]["correct"]) for i in ids], [float(ib[i]["correct"]) for i in ids],
                          name_a=a, name_b=b, metric="accuracy").to_dict()  # fmt: skip
+    nlo, nhi = paired_difference_ci([bool(ia[i]["correct"]) for i in ids], [bool(ib[i]["correct"]) for i in ids])
+    acc["newcombe_ci"] = [nlo, nhi]
     out: dict[str, Any] = {"a": a, "b": b, "n": len(ids), "accuracy": acc}
     for k in COSTS:
         r, lo, hi = reduction([float(ia[i][k]) for i in ids], [float(ib[i][k]) for i in ids])
         out[f"{k}_reduction"] = {"point": r, "ci": [lo, hi]}
-    out["accuracy_reading"] = accuracy_reading(acc["ci_low"], acc["ci_high"], a, b)
+    same = all(bool(ia[i]["correct"]) == bool(ib[i]["correct"]) for i in ids)
+    out["accuracy_reading"] = accuracy_reading(nlo, nhi, a, b, same=same)
     return out
 
 
-def accuracy_reading(lo: float, hi: float, a: str, b: str) -> str:
+def accuracy_reading(lo: float, hi: float, a: str, b: str, *, same: bool = False) -> str:
+    """What the accuracy difference's interval shows, and no more."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "no data"
+    if same:
+        return f"the same on every problem (95% CI [{lo:+.2f}, {hi:+.2f}])"
     if lo > 0:
         return f"{b} more accurate than {a} (95% CI above 0)"
     if hi < 0:
         return f"{b} less accurate than {a} (95% CI below 0)"
-    if lo == hi == 0:
-        return "the same on every problem"
     return f"not distinguishable (95% CI [{lo:+.2f}, {hi:+.2f}] includes 0)"
 
 
@@ -115,7 +150,7 @@ def claim_verdict(c: dict[str, Any]) -> dict[str, str]:
     when the accuracy interval does not reach below 0."""
     calls, acc = c["model_calls_reduction"], c["accuracy"]
     r, (lo, hi) = calls["point"], calls["ci"]
-    alo, ahi = acc["ci_low"], acc["ci_high"]
+    alo, ahi = acc["newcombe_ci"]
     if not all(math.isfinite(v) for v in (r, lo, hi, alo, ahi)):
         return {"status": "not established", "text": "no data"}
     calls_text = f"{_pct(r)} fewer LLM calls [95% CI {_pct(lo)}, {_pct(hi)}]"
@@ -130,7 +165,7 @@ def claim_verdict(c: dict[str, Any]) -> dict[str, str]:
     else:
         calls_text += " — the interval straddles 40%: neither shown nor excluded"
     acc_text = f"accuracy {acc['mean_b']:.2f} vs {acc['mean_a']:.2f}, difference {acc['mean_diff']:+.2f} " \
-               f"[95% CI {alo:+.2f}, {ahi:+.2f}]"  # fmt: skip
+               f"[Newcombe 95% CI {alo:+.2f}, {ahi:+.2f}]"  # fmt: skip
     if ahi < 0:
         status = "refuted"
         acc_text += " — worse"
@@ -203,7 +238,9 @@ def markdown(report: dict[str, Any]) -> str:
              f"created {report['created_utc']}", "",
              "LLM calls: generations the method asked for (a power-sampled pass is one). Requests: what the "
              "provider served (a power pass is many). Intervals: Wilson 95% for accuracy, bootstrap 95% "
-             "otherwise.", "", "## Per method", ""]  # fmt: skip
+             "otherwise; the readings and the claim use the Newcombe interval of the accuracy difference (a "
+             "percentile bootstrap stops at 0 when one method is never worse on a few problems).", "",
+             "## Per method", ""]  # fmt: skip
     rows = [[n, f"{a['correct']}/{a['n']} = {_ci(a['accuracy'], a['accuracy_ci'])}",
              _ci(a["model_calls_per_item"], a["model_calls_ci"]), _ci(a["requests_per_item"], a["requests_ci"], 1),
              _ci(a["tokens_generated_per_item"], a["tokens_generated_ci"], 1),
@@ -218,12 +255,14 @@ def markdown(report: dict[str, Any]) -> str:
                   "(the same power-sampled draft); its wall time is that step's.", ""]  # fmt: skip
     if report["comparisons"]:
         rows = [[f"{c['b']} vs {c['a']}", c["n"], f"{c['accuracy']['mean_diff']:+.2f} "
-                 f"[{c['accuracy']['ci_low']:+.2f}, {c['accuracy']['ci_high']:+.2f}]", c["accuracy"]["p_permutation"],
+                 f"[{c['accuracy']['ci_low']:+.2f}, {c['accuracy']['ci_high']:+.2f}]",
+                 f"[{c['accuracy']['newcombe_ci'][0]:+.2f}, {c['accuracy']['newcombe_ci'][1]:+.2f}]",
+                 c["accuracy"]["p_permutation"],
                  *(_red(c[f"{k}_reduction"]) for k in COSTS), c["accuracy_reading"]]
                 for c in report["comparisons"]]  # fmt: skip
         lines += ["## Paired comparisons (same problems; reductions are 1 − Σb/Σa, negative = b spent more)", "",
-                  markdown_table(["b vs a", "n", "accuracy b − a [95% CI]", "p (perm.)", "fewer calls",
-                                  "fewer requests", "fewer tokens", "less wall time", "accuracy"], rows),
+                  markdown_table(["b vs a", "n", "accuracy b − a [bootstrap 95%]", "[Newcombe 95%]", "p (perm.)",
+                                  "fewer calls", "fewer requests", "fewer tokens", "less wall time", "accuracy"], rows),
                   ""]  # fmt: skip
     if report["claim"]:
         lines += ["## The claim: '40–60% fewer LLM calls at equal or better accuracy'", ""]
