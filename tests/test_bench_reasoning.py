@@ -91,6 +91,8 @@ def test_bad_data_fails_on_the_cli_before_any_model(tmp_path: Path, capsys: pyte
     assert rc == 2 and "record 1: missing field 'answer'" in capsys.readouterr().err
     assert main(["bench", "reasoning", "--methods", "cot,self_consistency"]) == 2
     assert "matched to sica-power" in capsys.readouterr().err
+    assert main(["bench", "reasoning", "--temperature", "-1"]) == 2
+    assert "--temperature" in capsys.readouterr().err
     assert check_record(4, {"prompt": "p", "answer": 7}) == ("4", "p", "7")
 
 

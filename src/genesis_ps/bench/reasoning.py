@@ -17,7 +17,7 @@ from genesis_ps.bench.reasoning_data import SUBSETS, TASKS
 from genesis_ps.bench.reasoning_run import DEFAULT_METHODS, METHODS, ReasoningConfig, build_items, parse_methods
 from genesis_ps.errors import ConfigError
 from genesis_ps.loops.sica_state import SicaConfig
-from genesis_ps.sampling.params import SamplerParams
+from genesis_ps.sampling.params import SamplerParams, check_temperature
 
 __all__ = ["register"]
 
@@ -75,6 +75,8 @@ def config_from_args(args: argparse.Namespace) -> ReasoningConfig:
         v = getattr(args, flag)
         if v < 1:
             raise ConfigError(f"--{flag.replace('_', '-')}", f"must be >= 1, got {v}")
+    check_temperature(args.temperature, "--temperature")
+    check_temperature(args.baseline_temperature, "--baseline-temperature")
     arith = args.task == "arithmetic"
     params = SamplerParams(
         method=args.sampler,
