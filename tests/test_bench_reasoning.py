@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from genesis_ps.bench.reasoning_data import arithmetic_items, check_record, math500_items
-from genesis_ps.bench.reasoning_report import claim_verdict, paired_difference_ci, reduction, regenerate
+from genesis_ps.bench.reasoning_report import claim_verdict, regenerate
 from genesis_ps.bench.reasoning_run import ReasoningConfig, parse_methods, run_reasoning
+from genesis_ps.bench.reasoning_stats import paired_difference_ci, reduction
 from genesis_ps.cli import main
 from genesis_ps.errors import ConfigError
 from genesis_ps.sampling import Prompt, SamplerParams
