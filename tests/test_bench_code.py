@@ -153,7 +153,7 @@ async def test_scripted_run_scores_and_regenerates_identically(tmp_path: Path) -
     assert ms["darwin-power"]["calls_mean"] == 1.5  # add stops at the target; strlen spends both calls
     assert {r["method"] for r in rep["rows"]} == set(ms)  # bon is matched to power methods only
     assert rep["outcomes"]["single"] == {"HumanEval/53": [True, True], "HumanEval/23": [False, False]}
-    assert rep["comparisons"][0]["verdict"] == "not distinguishable (95% CI includes 0)"
+    assert rep["comparisons"][0]["verdict"].startswith("not distinguishable (n = 2")
     before = {f: (out / f).read_bytes() for f in ("report.json", "report.md")}
     write_reports(build_report(*read_rows(out)), out)
     assert {f: (out / f).read_bytes() for f in before} == before
@@ -224,3 +224,12 @@ async def test_smoke_on_embedded_model(tmp_path: Path) -> None:
     assert all(a["fallbacks"] == 0 and a["n_problems"] == 1 for a in ms.values())
     assert ms["power-smc"]["tokens_generated_mean"] > ms["single"]["tokens_generated_mean"]
     assert all(r["status"] in ("passed", "failed", "no_report", "timeout") for r in rep["rows"])
+
+
+def test_verdict_needs_interval_and_test() -> None:
+    from genesis_ps.bench.code_report import verdict
+
+    one = {"a": "x", "b": "y", "n": 1, "ci_low": 1.0, "ci_high": 1.0, "p_permutation": 1.0}
+    assert verdict(one).startswith("not distinguishable")  # a point interval on one problem is no evidence
+    assert verdict({**one, "n": 12, "ci_low": 0.1, "ci_high": 0.4, "p_permutation": 0.01}).startswith("y beats x")
+    assert verdict({**one, "ci_low": -0.4, "ci_high": -0.1, "p_permutation": 0.01}).startswith("x beats y")

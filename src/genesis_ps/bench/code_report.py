@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from genesis_ps.bench.quality_report import verdict
 from genesis_ps.bench.report import fmt, machine_info, markdown_table, mean_present, now_utc, scatter_plot, write_json
 from genesis_ps.bench.stats import paired_compare, wilson_interval
 from genesis_ps.errors import ConfigError
 
-__all__ = ["build_report", "header", "markdown", "pass_at_k", "read_rows", "write_reports"]
+__all__ = ["build_report", "header", "markdown", "pass_at_k", "read_rows", "verdict", "write_reports"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -103,6 +102,19 @@ def _compare(rows: dict[str, list[dict[str, Any]]], a: str, b: str) -> dict[str,
     return c
 
 
+def verdict(c: dict[str, Any]) -> str:
+    """What a paired comparison shows, and no more: a difference only where the bootstrap interval excludes
+    0 *and* the paired permutation test gives p < 0.05 (a point interval from identical differences on a
+    handful of problems is not evidence)."""
+    lo, hi, p = c.get("ci_low"), c.get("ci_high"), c.get("p_permutation")
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no data"
+    if p is not None and p < 0.05 and (lo > 0 or hi < 0):
+        return f"{c['b']} beats {c['a']} (CI above 0, p < 0.05)" if lo > 0 else \
+            f"{c['a']} beats {c['b']} (CI below 0, p < 0.05)"
+    return f"not distinguishable (n = {c['n']}; CI includes 0 or p >= 0.05)"
+
+
 def build_report(head: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The report of one run, from its header and rows (deterministic: the same rows give the same report)."""
     samples = [r for r in rows if r.get("kind") == "sample"]
@@ -181,13 +193,21 @@ def _grid_plot(path: Path, report: dict[str, Any]) -> Path:
     plt = _plt()
     names, ids = list(report["outcomes"]), list(report["problems"])
     val = [[mean_present([float(bool(x)) for x in report["outcomes"][m].get(i, [])]) for i in ids] for m in names]
+    import numpy as np
+
     fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(ids) + 2.5), 0.45 * len(names) + 1.8), dpi=110)
-    im = ax.imshow([[v if math.isfinite(v) else -0.1 for v in row] for row in val], cmap="RdYlGn", vmin=0, vmax=1,
-                   aspect="auto")  # fmt: skip
+    cmap = plt.get_cmap("RdYlGn").copy()
+    cmap.set_bad("lightgrey")
+    grid = np.ma.masked_invalid(np.array(val, dtype=float))
+    im = ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    for y, row in enumerate(val):
+        for x, v in enumerate(row):
+            ax.text(x, y, "–" if not math.isfinite(v) else ("pass" if v == 1 else "fail" if v == 0 else f"{v:.2f}"),
+                    ha="center", va="center", fontsize=6)  # fmt: skip
     ax.set_xticks(range(len(ids)), [i.split("/")[-1] for i in ids], fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_xlabel("HumanEval problem")
-    ax.set_title("Per-problem outcome (share of seeds passing the hidden tests)", fontsize=10)
+    ax.set_title("Per-problem outcome: share of seeds passing the hidden tests (grey: not run)", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
     fig.savefig(path)
