@@ -145,8 +145,9 @@ async def test_scripted_run_scores_and_regenerates_identically(tmp_path: Path) -
                      params=SamplerParams(max_new_tokens=16, n_particles=2))  # fmt: skip
     rep = await run_code(cfg, ScriptedModel(_scripted), probs)
     ms = rep["methods"]
-    assert set(ms) == {"single", "low-temp", "power-imh", "bon[power-imh]", "darwin", "darwin-power"}
-    assert "prefix" in rep["skipped_methods"]["power-mh"] and "bon[power-mh]" in rep["skipped_methods"]
+    assert set(ms) == {"single", "low-temp", "power-imh", "power-mh", "bon[power-imh]", "bon[power-mh]", "darwin",
+                       "darwin-power"}  # fmt: skip
+    assert rep["skipped_methods"] == {} and ms["power-mh"]["ran_as"] == ["imh"]  # no prefix continuation
     for a in ms.values():
         assert (a["passed_seed0"], a["n_problems"], a["pass_at_1"]) == (1, 2, 0.5)
         assert a["pass_at_k"] == {"pass@1": 0.5, "pass@2": 0.5}
@@ -163,10 +164,10 @@ async def test_scripted_run_scores_and_regenerates_identically(tmp_path: Path) -
 async def test_provider_without_logprobs_skips_with_reason(tmp_path: Path) -> None:
     probs = load_humaneval(_write(tmp_path / "h.jsonl", [ADD]))
     model = ScriptedModel(_scripted, logprobs="none")
-    cfg = CodeConfig(methods=parse_code_methods("single,power-imh,bon,darwin-power"), allow_weak_sandbox=True)
+    cfg = CodeConfig(methods=parse_code_methods("single,power-imh,power-tps,bon,darwin-power"), allow_weak_sandbox=True)
     rep = await run_code(cfg, model, probs)
     assert list(rep["methods"]) == ["single"] and rep["methods"]["single"]["pass_at_1"] == 1.0
-    assert set(rep["skipped_methods"]) == {"power-imh", "bon[power-imh]", "darwin-power"}
+    assert set(rep["skipped_methods"]) == {"power-imh", "power-tps", "bon[power-imh]", "bon[power-tps]", "darwin-power"}
     assert all("log-probabilities" in why for why in rep["skipped_methods"].values())
 
 
@@ -210,26 +211,19 @@ def test_weak_sandbox_is_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.slow
 @needs_data
 async def test_smoke_on_embedded_model(tmp_path: Path) -> None:
-    """Every method on one real problem with the embedded model and tiny budgets (seconds, not minutes)."""
+    """Sampling, power sampling, matched best-of-N and SE-Darwin's power operator on one real problem with the
+    embedded model and tiny budgets (the scripted run above covers every method)."""
     pytest.importorskip("transformers")
     from genesis_ps.providers.local.embedded import load_embedded
 
     probs = select_problems(load_humaneval(), ids=["53"])
-    cfg = CodeConfig(prompt_style="chat", out=str(tmp_path), allow_weak_sandbox=True,
-                     params=SamplerParams(max_new_tokens=12, block_size=6, n_mcmc=1, n_particles=2))  # fmt: skip
+    cfg = CodeConfig(methods=parse_code_methods("single,power-smc,bon,darwin-power"), prompt_style="chat",
+                     out=str(tmp_path), allow_weak_sandbox=True,
+                     params=SamplerParams(max_new_tokens=8, block_size=4, n_mcmc=1, n_particles=2))  # fmt: skip
     rep = await run_code(cfg, load_embedded(), probs)
     ms = rep["methods"]
-    assert set(ms) == {"single", "low-temp", "power-mh", "power-smc", "bon[power-mh]", "bon[power-smc]",
-                       "darwin", "darwin-power"}  # fmt: skip
+    assert set(ms) == {"single", "power-smc", "bon[power-smc]", "darwin-power"}
     assert all(a["fallbacks"] == 0 and a["n_problems"] == 1 for a in ms.values())
     assert ms["power-smc"]["tokens_generated_mean"] > ms["single"]["tokens_generated_mean"]
+    assert ms["power-smc"]["ran_as"] == ["smc"] and ms["darwin-power"]["calls_mean"] >= 1
     assert all(r["status"] in ("passed", "failed", "no_report", "timeout") for r in rep["rows"])
-
-
-def test_verdict_needs_interval_and_test() -> None:
-    from genesis_ps.bench.code_report import verdict
-
-    one = {"a": "x", "b": "y", "n": 1, "ci_low": 1.0, "ci_high": 1.0, "p_permutation": 1.0}
-    assert verdict(one).startswith("not distinguishable")  # a point interval on one problem is no evidence
-    assert verdict({**one, "n": 12, "ci_low": 0.1, "ci_high": 0.4, "p_permutation": 0.01}).startswith("y beats x")
-    assert verdict({**one, "ci_low": -0.4, "ci_high": -0.1, "p_permutation": 0.01}).startswith("x beats y")

@@ -75,12 +75,12 @@ def parse_code_methods(text: str | Sequence[str]) -> CodeMethods:
 
 
 def unsupported(caps: Capabilities, name: str, sampler: str | None = None) -> str | None:
-    """Why a provider with ``caps`` cannot run method ``name`` (None when it can)."""
+    """Why a provider with ``caps`` cannot run method ``name`` (None when it can). Without prefix
+    continuation the sampler itself runs MH as independence MH and SMC as one block (the rows' ``method_ran``
+    and the report's "ran as" say so)."""
     needs_logp = sampler not in (None, "single") or name.startswith("bon[") or name == "darwin-power"
     if needs_logp and caps.logprobs == "none":
         return "the provider returns no log-probabilities, which this method needs"
-    if sampler in ("mh", "smc", "tps") and not caps.prefix_continuation:
-        return "the provider cannot continue a token prefix, which this method needs (try power-imh)"
     if sampler == "tps" and not caps.lookahead:
         return "the provider has no look-ahead (extend_until), which power-tps needs"
     return None

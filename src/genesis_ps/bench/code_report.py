@@ -81,6 +81,7 @@ def _aggregate(rows: list[dict[str, Any]], ids: Sequence[str]) -> dict[str, Any]
         "score_s_mean": mean_present([r["score_s"] for r in rows]), "fallbacks": sum(1 for r in rows if r["fallback"]),
         "acceptance_rate_mean": mean_present([r.get("acceptance_rate") for r in rows]),
         "calls_mean": mean_present([r.get("calls") for r in rows]), "statuses": dict(sorted(statuses.items())),
+        "ran_as": sorted({str(r["method_ran"]) for r in rows}),
     }  # fmt: skip
 
 
@@ -144,10 +145,11 @@ def _table(report: dict[str, Any]) -> str:
         rows.append([name, f"{a['passed_seed0']}/{a['n_problems']}",
                      f"{fmt(a['pass_at_1'])} [{fmt(ci[0])}, {fmt(ci[1])}]", a["pass_at_k"].get("pass@1"),
                      *[a["pass_at_k"].get(k) for k in k_names], fmt(a["tokens_generated_mean"], 1),
-                     fmt(a["calls_mean"], 1), fmt(a["wall_s_mean"], 1), a["fallbacks"],
+                     fmt(a["calls_mean"], 1), fmt(a["wall_s_mean"], 1), a["fallbacks"], ", ".join(a["ran_as"]),
                      ", ".join(f"{s} {n}" for s, n in a["statuses"].items())])  # fmt: skip
     heads = ["method", "passed (seed 0)", "pass@1 (seed 0) [Wilson 95%]", "pass@1 (all seeds)", *k_names,
-             "tokens gen./problem", "model calls", "wall s/problem", "fallbacks", "sandbox outcomes"]  # fmt: skip
+             "tokens gen./problem", "model calls", "wall s/problem", "fallbacks", "ran as",
+             "sandbox outcomes"]  # fmt: skip
     return markdown_table(heads, rows)
 
 
@@ -196,8 +198,7 @@ def _grid_plot(path: Path, report: dict[str, Any]) -> Path:
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(ids) + 2.5), 0.45 * len(names) + 1.8), dpi=110)
-    cmap = plt.get_cmap("RdYlGn").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="lightgrey")
     grid = np.ma.masked_invalid(np.array(val, dtype=float))
     im = ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, aspect="auto")
     for y, row in enumerate(val):
