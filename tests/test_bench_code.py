@@ -227,3 +227,15 @@ async def test_smoke_on_embedded_model(tmp_path: Path) -> None:
     assert ms["power-smc"]["tokens_generated_mean"] > ms["single"]["tokens_generated_mean"]
     assert ms["power-smc"]["ran_as"] == ["smc"] and ms["darwin-power"]["calls_mean"] >= 1
     assert all(r["status"] in ("passed", "failed", "no_report", "timeout") for r in rep["rows"])
+
+
+def test_candidate_returning_none_is_judged_not_refused() -> None:
+    """The harness let no function return None (NoneType defines __bool__), failing 5 canonical solutions."""
+    from genesis_ps.evaluators.code import CodeEvaluator
+
+    ev = CodeEvaluator("def check(candidate):\n    assert candidate([]) == None\n", entry_point="f",
+                       allow_weak_sandbox=True)  # fmt: skip
+    ok = ev.evaluate("def f(xs):\n    return None if not xs else xs[0]\n", None)
+    assert ok.value == 1.0 and ok.details["status"] == "passed"
+    bad = ev.evaluate("def f(xs):\n    return 0\n", None)
+    assert bad.value == 0.0 and "0 == None" in bad.details["reason"]
