@@ -49,8 +49,8 @@ def paired_permutation_p(diff: Sequence[float], *, n_perm: int = 10000, seed: in
     """Two-sided paired (sign-flip) permutation test of mean difference 0 (``scipy.stats.permutation_test``,
     exact while 2**n <= ``n_perm``)."""
     d = np.asarray(diff, dtype=float)
-    if d.size == 0 or np.all(d == 0):
-        return 1.0
+    if d.size < 2 or np.all(d == 0):
+        return 1.0  # with one pair both sign flips give the same |mean|: the exact p is 1
     res = stats.permutation_test((d,), np.mean, permutation_type="samples", vectorized=True, n_resamples=n_perm,
                                  alternative="two-sided", random_state=np.random.default_rng(seed))  # fmt: skip
     return float(min(1.0, res.pvalue))

@@ -11,11 +11,11 @@ from genesis_ps.cli.checks import check_out_dir
 
 __all__ = ["register"]
 
-_BENCHES = ("exactness", "speed", "decomposition", "quality", "reasoning")
+_BENCHES = ("exactness", "speed", "decomposition", "quality", "reasoning", "code")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("bench", help="run a benchmark (exactness, speed, decomposition, quality, reasoning)")
+    p = sub.add_parser("bench", help="run a benchmark (exactness, speed, decomposition, quality, reasoning, code)")
     bsub = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for name in _BENCHES:
         importlib.import_module(f"genesis_ps.bench.{name}").register(bsub)

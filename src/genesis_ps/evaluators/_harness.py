@@ -139,6 +139,8 @@ def _make_encoder() -> tuple[Callable[[Any], str], Callable[[Any], str | None]]:
 
     def problem(v: Any) -> str | None:
         """Why a candidate function's return value is refused (None when it is not)."""
+        if v is None:
+            return None  # NoneType defines __bool__ itself, and cannot be subclassed
         t = _type(v)
         for b in bases:
             if t is b:
