@@ -104,7 +104,7 @@ async def test_per_domain_and_overall_aggregates_are_exact(two_domains: Path) ->
     assert rep["per_domain"]["b"]["bon[power-mh]"]["tokens_generated_mean"] == 3 * part_t
     m = {(c["a"], c["metric"]): c for c in rep["matched_comparisons"]}
     c = m[("bon[power-mh]", "f1_chain")]
-    assert c["n"] == 7 and c["mean_diff"] == 0.0 and c["verdict"].startswith("not distinguishable")
+    assert c["n"] == 7 and c["mean_diff"] == 0.0 and c["verdict"] == "identical on every record"
     assert c["relative_diff"] == 0.0 and c["claim"] == "interval below +15%: claim not supported"
     per = {(c["scope"], c["a"], c["metric"]): c for c in rep["domain_comparisons"]}
     assert per[("a", "bon[power-mh]", "f1_chain")]["n"] == 5 and "ci_low" in per[("a", "bon[power-mh]", "f1_chain")]

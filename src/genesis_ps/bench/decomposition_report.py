@@ -54,9 +54,10 @@ def _ci(a: dict[str, Any]) -> str:
 def _method_table(ms: dict[str, Any]) -> str:
     rows = [[n, a["n"], a["parse_rate"], _ci(a["f1_chain"]), _ci(a["f1_graph"]), a["quality"],
              fmt(a["tokens_generated_mean"], 1), fmt(a["cost_multiplier"], 2), fmt(a["latency_s_mean"], 1),
-             fmt(a["wall_s_total"], 0), a["power_fallbacks"]] for n, a in ms.items()]  # fmt: skip
+             fmt(a["wall_s_total"], 0), a["accepted_any_rate"], a["power_fallbacks"]]
+            for n, a in ms.items()]  # fmt: skip
     return markdown_table(["method", "n", "parse", "f1_chain [95% CI]", "f1_graph [95% CI]", "quality",
-                           "tokens/record", "cost ×", "s/record", "wall s", "fallbacks"], rows)  # fmt: skip
+                           "tokens/record", "cost ×", "s/record", "wall s", "MH moved", "fallbacks"], rows)  # fmt: skip
 
 
 def _paired_table(cs: list[dict[str, Any]], *, claim: bool = False, scope: bool = False) -> str:
@@ -97,7 +98,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"Skipped method {s['method']}: {s['reason']}.  ")
     lines += ["## Overall, per method", "", _method_table(report["methods"]), "",
               "`s/record`: mean wall seconds per record; a baseline's is the time its N samples took to draw. "
-              "`cost ×`: tokens generated / tokens returned (measured).", ""]  # fmt: skip
+              "`cost ×`: tokens generated / tokens returned (measured). `MH moved`: share of records on which the "
+              "chain accepted at least one proposal.", ""]  # fmt: skip
     if report.get("matched_comparisons"):
         lines += ["## Power methods against their compute-matched baselines (overall, same records)", "",
                   "Each baseline drew standard samples per record until their measured tokens matched the power "

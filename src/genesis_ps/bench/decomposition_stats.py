@@ -55,6 +55,9 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         wall_s_total=sum(r["latency_s"] for r in rows),
         power_fallbacks=sum(len(r["generation_fallbacks"]) for r in rows),
         acceptance_rate_mean=mean_present([r.get("acceptance_rate") for r in rows]),
+        accepted_any_rate=mean_present(
+            [float(r["acceptance_rate"] > 0) for r in rows if r.get("acceptance_rate") is not None]
+        ),
     )
     return out
 
@@ -99,7 +102,8 @@ def _compare(rows_a: Sequence[dict[str, Any]], rows_b: Sequence[dict[str, Any]],
              metric: str, family: str, scope: str) -> dict[str, Any]:  # fmt: skip
     xa, xb = _pairs(rows_a, rows_b, metric)
     c: dict[str, Any] = paired_compare(xa, xb, name_a=name_a, name_b=name_b, metric=metric).to_dict()
-    c.update(family=family, scope=scope, verdict=verdict(c))
+    same = bool(xa) and xa == xb
+    c.update(family=family, scope=scope, verdict="identical on every record" if same else verdict(c))
     if family == "matched":
         ids_a = {(r["domain"], r["id"]) for r in rows_b}
         c["tokens_power"] = mean_present([float(r["tokens_generated"]) for r in rows_b])
