@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from genesis_ps.bench.decomposition import DecompositionConfig, dag_to_workflow, run_decomposition
+from genesis_ps.bench.decomposition_report import markdown
 from genesis_ps.bench.methods import parse_methods
-from genesis_ps.bench.worfbench import load_records
+from genesis_ps.bench.worfbench_load import load_records
 from genesis_ps.errors import ConfigError, ProviderServerError
 from genesis_ps.planners.parse import parse_dag
 from genesis_ps.testing import ScriptedModel
@@ -37,7 +38,7 @@ def toy_data(tmp_path: Path) -> Path:
     recs = [
         _record(0, "count lines of the files"),
         _record(1, "count the files again"),
-        {"id": "bad", "conversations": 3},
+        {"id": "bad", "conversations": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "no"}]},
     ]
     (d / "toy.json").write_text(json.dumps(recs))
     return d
@@ -45,7 +46,8 @@ def toy_data(tmp_path: Path) -> Path:
 
 def _cfg(data: Path, out: Path | None, methods: str = "single,greedy") -> DecompositionConfig:
     return DecompositionConfig(
-        data=str(data), limit=5, methods=parse_methods(methods), matcher="lexical", out=str(out) if out else None
+        data=str(data), limit=5, methods=parse_methods(methods, tilt=True), matcher="lexical",
+        out=str(out) if out else None,
     )
 
 
@@ -59,8 +61,9 @@ async def test_gold_answers_score_one_and_reports_are_written(toy_data: Path, tm
     assert {Path(f).name for f in rep["files"]} == {
         "report.json", "report.md", "quality_vs_cost.png", "per_domain.png", "f1_vs_tokens.png",
     }
-    lines = (out / "rows.jsonl").read_text().splitlines()
-    assert len(lines) == 4 and json.loads(lines[0])["f1_graph"] == 1.0
+    lines = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert [x.get("kind") for x in lines] == ["header", None, None, None, None, "footer"]
+    assert lines[1]["f1_graph"] == 1.0
     assert "f1_chain" in (out / "report.md").read_text()
     assert (out / "quality_vs_cost.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -91,11 +94,16 @@ async def test_provider_failure_midway_does_not_crash(toy_data: Path) -> None:
     assert rep["methods"]["single"]["n"] == 2 and rep["methods"]["single"]["parse_rate"] == 0.0
 
 
-async def test_power_method_without_logprobs_is_refused_before_model_work(toy_data: Path) -> None:
+async def test_power_methods_without_logprobs_are_skipped_with_the_reason(toy_data: Path) -> None:
     model = ScriptedModel([GOLD], logprobs="none")
-    with pytest.raises(ConfigError, match="methods"):
-        await run_decomposition(_cfg(toy_data, None, "single,power-mh"), model)
-    assert model.calls == []
+    rep = await run_decomposition(_cfg(toy_data, None, "single,power-mh,power-mh-tilt,bon"), model)
+    assert set(rep["methods"]) == {"single"} and rep["methods"]["single"]["f1_graph"]["mean"] == 1.0
+    assert [s["method"] for s in rep["skipped_methods"]] == ["power-mh", "power-mh-tilt", "bon"]
+    assert all("no log-probabilities" in s["reason"] for s in rep["skipped_methods"])
+    assert "Skipped method power-mh: scripted/scripted returns no log-probabilities" in markdown(rep)
+    with pytest.raises(ConfigError, match="methods"):  # nothing left to run
+        await run_decomposition(_cfg(toy_data, None, "power-mh"), model)
+    assert len(model.calls) == 2  # single on the two records; the power methods never called the model
 
 
 async def test_bad_selection_is_a_config_error(toy_data: Path) -> None:

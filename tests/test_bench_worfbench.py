@@ -16,10 +16,10 @@ from genesis_ps.bench.worfbench import (
     format_workflow,
     graph_scores,
     lis_length,
-    load_records,
     parse_workflow,
     topological_sorts,
 )
+from genesis_ps.bench.worfbench_load import load_records
 from genesis_ps.errors import ConfigError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "worfbench"
@@ -163,7 +163,7 @@ def test_load_real_records_and_unknown_domain() -> None:
         load_records(DATA, ["nosuchdomain"])
 
 
-def test_bad_records_are_counted_and_skipped(tmp_path: Path) -> None:
+def test_bad_content_is_skipped_and_bad_shape_names_the_field_and_index(tmp_path: Path) -> None:
     good = {
         "id": "g",
         "conversations": [
@@ -172,15 +172,23 @@ def test_bad_records_are_counted_and_skipped(tmp_path: Path) -> None:
             {"from": "assistant", "value": GOLD},
         ],
     }
-    bad = [
-        {"id": "b1", "conversations": []},
-        "not a record",
-        {
-            "id": "b3",
-            "conversations": [{"from": "user", "value": "y"}, {"from": "assistant", "value": "no workflow here"}],
-        },
-    ]
-    (tmp_path / "dom.json").write_text(json.dumps([good, *bad]))
+    no_workflow = {"id": "b3", "conversations": [{"from": "user", "value": "y"}, {"from": "assistant", "value": "no"}]}
+    (tmp_path / "dom.json").write_text(json.dumps([good, no_workflow]))
     rep = load_records(tmp_path)
     assert [r.id for r in rep.records] == ["g"]
-    assert len(rep.skipped) == 3 and all(s["reason"] for s in rep.skipped)
+    assert [(s["id"], s["index"]) for s in rep.skipped] == [("b3", "1")] and "ParseError" in rep.skipped[0]["reason"]
+    for bad, message in [
+        ({"id": "b1"}, r"dom.json: record 1 \(id 'b1'\): missing field 'conversations'"),
+        ("not a record", r"record 1: must be an object"),
+        ({"conversations": [{"from": "user", "text": "y"}]}, r"conversations\[0\] is missing field 'content'"),
+        ({"conversations": [{"value": "y"}]}, r"record 1: conversations\[0\] is missing field 'role'"),
+        ({"conversations": [{"role": "user", "content": "y"}]}, r"record 1: field 'conversations' has no assistant"),
+        ({"conversations": "abc"}, r"record 1: field 'conversations' must be a list"),
+    ]:
+        (tmp_path / "dom.json").write_text(json.dumps([good, bad]))
+        with pytest.raises(ConfigError, match=message) as info:
+            load_records(tmp_path, limit=1)  # the whole file is checked, past the limit too
+        assert info.value.param == "data"
+    (tmp_path / "dom.json").write_text(json.dumps({"records": []}))
+    with pytest.raises(ConfigError, match="JSON list of records, found a dict"):
+        load_records(tmp_path)

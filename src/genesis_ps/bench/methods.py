@@ -3,7 +3,9 @@
 ``greedy`` (temperature 0), ``single`` (standard sampling, τ = 1), ``low-temp`` (τ = 1/α — the
 token-level sharpening power sampling is usually compared with), ``power-mh`` (block-wise
 Metropolis–Hastings), ``power-mh-entropy`` (MH with decision-point cuts), ``power-smc`` (Sequential Monte
-Carlo), ``power-imh`` (independence MH) and ``power-tps`` (token-level power sampling); and the
+Carlo), ``power-imh`` (independence MH) and ``power-tps`` (token-level power sampling);
+``power-mh-tilt`` / ``power-smc-tilt``, the same samplers aimed at p^α·exp(λ·reward) (a reward the
+benchmark supplies: ``bench decomposition`` tilts by the plan's decomposition quality); and the
 compute-matched baselines ``bon`` and ``self_consistency`` (:mod:`genesis_ps.bench.baselines`), which a
 benchmark runs once per power method, matched to its measured tokens.
 Power methods go through :func:`genesis_ps.generation.generate`, so a failure falls back to
@@ -14,13 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from genesis_ps.errors import ConfigError
 from genesis_ps.sampling.params import SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
+from genesis_ps.sampling.target import Reward
 
-__all__ = ["METHOD_NAMES", "MethodSpec", "check_capabilities", "parse_methods", "run_method"]
+__all__ = ["METHOD_NAMES", "MethodSpec", "check_capabilities", "parse_methods", "run_method", "split_by_capabilities"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class MethodSpec:
     """For ``single``: ``0``, ``1`` or ``1/alpha``."""
     overrides: tuple[tuple[str, object], ...] = ()
     """Sampler parameters this method sets (e.g. ``cuts="entropy"``)."""
+    tilt: bool = False
+    """Aim at p^α·exp(λ·reward): the benchmark running it passes the reward and λ to :func:`run_method`."""
 
     @property
     def power(self) -> bool:
@@ -41,6 +47,11 @@ class MethodSpec:
     @property
     def baseline(self) -> bool:
         return self.sampler in ("bon", "self_consistency")
+
+    @property
+    def untilted(self) -> str | None:
+        """For a tilted method, the name of the same sampler without the tilt (``power-mh``)."""
+        return self.name.removesuffix("-tilt") if self.tilt else None
 
 
 _SPECS = {
@@ -52,6 +63,8 @@ _SPECS = {
     "power-smc": MethodSpec("power-smc", "smc"),
     "power-imh": MethodSpec("power-imh", "imh"),
     "power-tps": MethodSpec("power-tps", "tps"),
+    "power-mh-tilt": MethodSpec("power-mh-tilt", "mh", tilt=True),
+    "power-smc-tilt": MethodSpec("power-smc-tilt", "smc", tilt=True),
     "bon": MethodSpec("bon", "bon"),
     "self_consistency": MethodSpec("self_consistency", "self_consistency"),
 }
@@ -61,8 +74,9 @@ _ALIASES = {"standard": "single", "mh": "power-mh", "smc": "power-smc", "imh": "
             "self_consistency"}  # fmt: skip
 
 
-def parse_methods(text: str | Sequence[str]) -> list[MethodSpec]:
-    """``"single,power-mh"`` → specs, in order, without duplicates; unknown names are a ConfigError."""
+def parse_methods(text: str | Sequence[str], *, tilt: bool = False) -> list[MethodSpec]:
+    """``"single,power-mh"`` → specs, in order, without duplicates; unknown names are a ConfigError, and
+    so are tilted methods unless ``tilt`` (the benchmark has a reward to tilt by)."""
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     if not names:
         raise ConfigError("methods", "give at least one method")
@@ -71,6 +85,9 @@ def parse_methods(text: str | Sequence[str]) -> list[MethodSpec]:
         key = _ALIASES.get(n, n)
         if key not in _SPECS:
             raise ConfigError("methods", f"unknown method {n!r}; choose from {', '.join(METHOD_NAMES)}")
+        if _SPECS[key].tilt and not tilt:
+            raise ConfigError("methods", f"{n} tilts by a reward this benchmark does not have; only "
+                                         "bench decomposition runs tilted methods (by plan quality)")
         if _SPECS[key] not in out:
             out.append(_SPECS[key])
     return out
@@ -87,8 +104,31 @@ def check_capabilities(model: TokenModel, methods: Sequence[MethodSpec]) -> None
         )
 
 
-async def run_method(model: TokenModel, prompt: Prompt, spec: MethodSpec, params: SamplerParams) -> GenerationResult:
-    """Generate once with ``spec`` (α, lengths, seed and sampler sizes from ``params``)."""
+def split_by_capabilities(
+    model: TokenModel, methods: Sequence[MethodSpec]
+) -> tuple[list[MethodSpec], list[dict[str, str]]]:
+    """(the methods ``model`` can run, the others as ``{"method", "reason"}``): on a provider without
+    log-probs the power methods cannot run, nor the baselines matched to them."""
+    if model.capabilities.logprobs != "none" or not any(m.power or m.baseline for m in methods):
+        return list(methods), []
+    why = f"{model.provider}/{model.model} returns no log-probabilities"
+    skipped = [{"method": m.name, "reason": f"{why}; power sampling needs them"} for m in methods if m.power]
+    skipped += [{"method": m.name, "reason": f"{why}; it is matched to power methods, which cannot run"}
+                for m in methods if m.baseline]  # fmt: skip
+    return [m for m in methods if not (m.power or m.baseline)], skipped
+
+
+async def run_method(
+    model: TokenModel,
+    prompt: Prompt,
+    spec: MethodSpec,
+    params: SamplerParams,
+    *,
+    reward: Reward | None = None,
+    lam: float = 0.0,
+) -> GenerationResult:
+    """Generate once with ``spec`` (α, lengths, seed and sampler sizes from ``params``); a tilted method
+    needs ``reward`` and ``lam`` > 0, and only a tilted method takes them."""
     from genesis_ps.generation import generate, single_shot
 
     if spec.baseline:
@@ -99,6 +139,9 @@ async def run_method(model: TokenModel, prompt: Prompt, spec: MethodSpec, params
         r.requested_method = spec.name
         r.alpha = params.alpha if spec.temperature == "1/alpha" else None
         return r
-    r = await generate(model, prompt, params.with_(method=spec.sampler, **dict(spec.overrides)), power=True)
+    if spec.tilt != (reward is not None and lam > 0):
+        raise ConfigError("lam", f"{spec.name} {'needs' if spec.tilt else 'takes no'} reward tilt (lam = {lam!r})")
+    tilt: dict[str, Any] = {"reward": reward, "lam": lam} if spec.tilt else {}
+    r = await generate(model, prompt, params.with_(method=spec.sampler, **dict(spec.overrides)), power=True, **tilt)
     r.extra = {**r.extra, "bench_method": spec.name}
     return r

@@ -212,7 +212,13 @@ def now_utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-__all__ += ["comparisons_table", "mean_present", "now_utc"]
+__all__ += ["comparisons_table", "mean_present", "now_utc", "plain_json"]
+
+
+def plain_json(obj: Any) -> Any:
+    """``obj`` after a JSON round trip (as a ``rows.jsonl`` line reads back): tuples become lists,
+    objects with ``to_dict`` become dicts."""
+    return json.loads(json.dumps(obj, default=_default))
 
 
 def mean_present(xs: Sequence[float | None]) -> float:

@@ -16,31 +16,24 @@ initialises its DP to 1 for every node, so a prediction with no match at all sti
 (2) a predicted edge counts as shared only when its *matched gold* endpoints form a gold edge (the
 reference compares predicted and gold index pairs directly, which is right only when the numbering
 happens to agree), and the virtual START/END nodes are not scored. Unparseable predictions score 0.
+The data files are read by :mod:`genesis_ps.bench.worfbench_load`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-
-from genesis_ps.errors import ConfigError
 
 __all__ = [
     "MAX_TOPO_SORTS",
-    "LoadReport",
     "ParseError",
-    "Record",
     "Workflow",
     "chain_scores",
     "format_workflow",
     "graph_scores",
     "lis_length",
-    "list_domains",
-    "load_records",
     "parse_workflow",
     "topological_sorts",
 ]
@@ -144,107 +137,6 @@ def format_workflow(wf: Workflow) -> str:
     pairs += [f"({a + 1},{b + 1})" for a, b in wf.edges]
     pairs += [f"({i + 1},END)" for i in range(n) if i not in has_out]
     return "\n".join(lines) + "\nEdge: " + " ".join(pairs)
-
-
-@dataclass(frozen=True)
-class Record:
-    """One WorFBench test record: the task (user turn), its system prompt and the gold workflow."""
-
-    id: str
-    domain: str
-    system: str
-    task: str
-    gold_text: str
-    gold: Workflow
-
-
-@dataclass
-class LoadReport:
-    """What loading kept and skipped (bad records are counted with their reasons, never fatal)."""
-
-    records: list[Record] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-
-def list_domains(data: str | Path) -> list[str]:
-    """The domains (``*.json`` file stems) in a WorFBench directory, or the one file given."""
-    p = Path(data)
-    if p.is_file():
-        return [p.stem]
-    if not p.is_dir():
-        raise ConfigError("data", f"{str(p)!r} is neither a WorFBench directory nor a JSON file")
-    return sorted(f.stem for f in p.glob("*.json"))
-
-
-def load_records(data: str | Path, domains: Sequence[str] | None = None, limit: int | None = None) -> LoadReport:
-    """Load records from a WorFBench directory (one ``<domain>.json`` per domain) or one JSON file.
-
-    ``limit`` caps records *per domain* (the first ones, in file order). Unknown domains raise
-    :class:`ConfigError` naming ``domains``; malformed records are skipped and reported.
-    """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError("limit", f"must be an integer >= 1, got {limit!r}")
-    p = Path(data)
-    available = list_domains(p)
-    chosen = list(domains) if domains else available
-    unknown = [d for d in chosen if d not in available]
-    if unknown:
-        raise ConfigError("domains", f"unknown domain(s) {', '.join(unknown)}; available: {', '.join(available)}")
-    out = LoadReport()
-    for dom in chosen:
-        path = p if p.is_file() else p / f"{dom}.json"
-        try:
-            items = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError("data", f"cannot read {path}: {e}") from e
-        if not isinstance(items, list):
-            raise ConfigError("data", f"{path} must hold a JSON list of records")
-        kept = 0
-        for k, item in enumerate(items):
-            if limit is not None and kept >= limit:
-                break
-            try:
-                out.records.append(_record(item, dom, k))
-                kept += 1
-            except (ParseError, KeyError, TypeError, ValueError) as e:
-                rid = item.get("id", f"{dom}#{k}") if isinstance(item, dict) else f"{dom}#{k}"
-                out.skipped.append({"id": str(rid), "domain": dom, "reason": f"{type(e).__name__}: {e}"})
-    return out
-
-
-def _turn_text(turn: Any) -> str:
-    if not isinstance(turn, dict):
-        raise TypeError("a conversation turn must be an object")
-    text = turn.get("value", turn.get("content"))
-    if not isinstance(text, str):
-        raise TypeError("a conversation turn needs a 'value' or 'content' string")
-    return text
-
-
-def _record(item: Any, domain: str, k: int) -> Record:
-    if not isinstance(item, dict):
-        raise TypeError("record is not an object")
-    conv = item["conversations"]
-    if not isinstance(conv, list) or len(conv) < 2:
-        raise ValueError("'conversations' must hold at least a user and an assistant turn")
-    roles = [str(t.get("from", t.get("role", ""))) if isinstance(t, dict) else "" for t in conv]
-    system = _turn_text(conv[0]) if roles[0] == "system" else ""
-    user_i = max((i for i, r in enumerate(roles) if r in ("user", "human")), default=None)
-    asst_i = max((i for i, r in enumerate(roles) if r in ("assistant", "gpt")), default=None)
-    if user_i is None or asst_i is None:
-        raise ValueError("no user or assistant turn")
-    gold_text = _turn_text(conv[asst_i])
-    gold = parse_workflow(gold_text)
-    if not gold.is_acyclic():
-        raise ValueError("gold workflow has a cycle")
-    return Record(
-        id=str(item.get("id", f"{domain}#{k}")),
-        domain=str(item.get("source") or domain),
-        system=system,
-        task=_turn_text(conv[user_i]),
-        gold_text=gold_text,
-        gold=gold,
-    )
 
 
 # ----------------------------------------------------------------------------------------- metrics
