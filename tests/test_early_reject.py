@@ -80,3 +80,22 @@ async def test_the_result_reports_early_rejections_and_the_flag_is_validated() -
     assert off.extra["early_rejected"] == 0
     with pytest.raises(ConfigError, match="early_reject"):
         SamplerParams(early_reject="yes")  # type: ignore[arg-type]
+
+
+async def test_each_piece_asks_for_at_least_the_models_call_tokens() -> None:
+    import dataclasses
+
+    toy = eos_toy()
+    toy.capabilities = dataclasses.replace(toy.capabilities, call_tokens=3)
+    asked: list[tuple[int, int]] = []
+    inner = toy.extend
+
+    async def extend(prompt, prefixes, max_new_tokens, temperature, *, seed=None):  # type: ignore[no-untyped-def]
+        asked.extend((len(p), int(m)) for p, m in zip(prefixes, max_new_tokens, strict=True))
+        return await inner(prompt, prefixes, max_new_tokens, temperature, seed=seed)
+
+    toy.extend = extend  # type: ignore[method-assign]
+    params = SamplerParams(alpha=2.0, max_new_tokens=5, block_size=5, n_mcmc=10)
+    run = await mh_chains(toy, P, params, n_chains=200, target=Target(2.0), rng=np.random.default_rng(1))
+    assert run.early_rejected > 0
+    assert all(m >= min(3, 5 - n) for n, m in asked)  # 5 = the stage limit

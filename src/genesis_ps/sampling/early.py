@@ -16,9 +16,10 @@ Bounds on the reverse cut: uniform cuts, ``log q_cut(t | y) = −log len(y) ≤ 
 has so far. Entropy cuts, q_cut(t | y) = (J_t + ε)/Σ_j (J_j + ε) ≤ (J_t + ε)/(A + m·ε) ≤ max(J_t/A, 1/m),
 where A sums the entropy jumps of y's first m positions (each fixed by y's first m tokens; every ε > 0).
 
-The suffix is generated in chunks that double (the first about 1/16 of the room left, at least one
-token), each chunk one batched ``extend`` continuing the rows still undecided; the local backend serves
-each continuation from its prefix KV cache.
+The suffix is generated in chunks that double (the first about 1/16 of the room left, at least the
+model's ``capabilities.call_tokens``: on the local backend a call's fixed cost is worth about 8 tokens),
+each chunk one batched ``extend`` continuing the rows still undecided; the local backend serves each
+continuation from its prefix KV cache.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ async def propose_with_early_rejection(
     weight = [0.0] * len(pending)
     out: list[State | None] = [None] * len(pending)
     live = list(range(len(pending)))
-    size = [max(1, (p.limit - p.t) // 16) for p in pending]
+    floor = max(1, int(meter.model.capabilities.call_tokens))
+    size = [max(floor, (p.limit - p.t) // 16) for p in pending]
     while live:
         max_new = [min(size[i], pending[i].limit - len(states[i])) for i in live]
         segs = await meter.extend([states[i].tokens for i in live], max_new, tau)

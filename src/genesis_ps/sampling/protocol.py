@@ -53,6 +53,9 @@ class Capabilities:
     lookahead: bool = False
     """Whether the model implements :class:`LookaheadModel` (``extend_until``), which token-level power
     sampling (``tps``) needs."""
+    call_tokens: int = 1
+    """About how many tokens one ``extend`` call's fixed cost is worth: samplers that extend a row piece by
+    piece (MH's early rejection) ask for at least this many tokens per call."""
 
 
 @dataclass(frozen=True)
