@@ -39,7 +39,7 @@ def test_bad_values_fail_before_loading(
 
 @pytest.mark.parametrize("argv", [
     ["--method", "mh", "--cuts", "entropy", "--tries", "2", "--adaptive"],
-    ["--method", "mh", "--no-early-reject"],
+    ["--method", "mh", "--early-reject"],
     ["--method", "smc", "--resampler", "chopthin", "--ramp-tokens", "2", "--particles", "4"],
     ["--method", "smc", "--selection", "consensus", "--particles", "4"],
     ["--method", "tps", "--candidates", "2", "--rollouts", "2", "--horizon", "2", "--decision-entropy", "0"],
@@ -53,13 +53,13 @@ def test_each_option_runs_on_a_toy(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     assert rec["method"] == argv[1] and rec["fallback"] is None and rec["tokens_generated"] >= rec["tokens_returned"]
 
 
-def test_no_early_reject_reaches_the_sampler(
+def test_early_reject_reaches_the_sampler(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("genesis_ps.providers.registry.build_model", lambda *a, **k: eos_toy())
     base = ["sample", "hi", "--json", "--method", "mh", "--alpha", "2", "--max-new-tokens", "5", "--block-size", "2",
             "--n-mcmc", "6", "--seed", "2"]  # fmt: skip
-    assert main([*base, "--no-early-reject"]) == 0
-    assert json.loads(capsys.readouterr().out)["extra"]["early_rejected"] == 0
     assert main(base) == 0
+    assert json.loads(capsys.readouterr().out)["extra"]["early_rejected"] == 0
+    assert main([*base, "--early-reject"]) == 0
     assert json.loads(capsys.readouterr().out)["extra"]["early_rejected"] > 0

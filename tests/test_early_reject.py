@@ -72,12 +72,12 @@ def test_early_rejection_applies_only_where_every_token_weight_is_at_most_zero()
 
 
 async def test_the_result_reports_early_rejections_and_the_flag_is_validated() -> None:
-    r = await genesis_ps.power_sample(trap_toy(), "", method="mh", alpha=4.0, max_new_tokens=4, block_size=2,
-                                      n_mcmc=8, seed=2)  # fmt: skip
-    assert r.extra["early_rejected"] >= 0 and r.extra["mh_steps"] == 16
-    off = await genesis_ps.power_sample(trap_toy(), "", method="mh", alpha=4.0, max_new_tokens=4, block_size=2,
-                                        n_mcmc=8, seed=2, early_reject=False)  # fmt: skip
-    assert off.extra["early_rejected"] == 0
+    kw = dict(method="mh", alpha=4.0, max_new_tokens=4, block_size=2, n_mcmc=30, seed=2)
+    off = await genesis_ps.power_sample(trap_toy(), "", **kw)  # type: ignore[arg-type]
+    assert off.extra["early_rejected"] == 0 and off.extra["mh_steps"] == 60  # off by default
+    on = await genesis_ps.power_sample(trap_toy(), "", early_reject=True, **kw)  # type: ignore[arg-type]
+    assert on.extra["early_rejected"] > 0 and on.extra["mh_steps"] == 60
+    assert on.tokens_generated < off.tokens_generated
     with pytest.raises(ConfigError, match="early_reject"):
         SamplerParams(early_reject="yes")  # type: ignore[arg-type]
 
@@ -95,7 +95,7 @@ async def test_each_piece_asks_for_at_least_the_models_call_tokens() -> None:
         return await inner(prompt, prefixes, max_new_tokens, temperature, seed=seed)
 
     toy.extend = extend  # type: ignore[method-assign]
-    params = SamplerParams(alpha=2.0, max_new_tokens=5, block_size=5, n_mcmc=10)
+    params = SamplerParams(alpha=2.0, max_new_tokens=5, block_size=5, n_mcmc=10, early_reject=True)
     run = await mh_chains(toy, P, params, n_chains=200, target=Target(2.0), rng=np.random.default_rng(1))
     assert run.early_rejected > 0
     assert all(m >= min(3, 5 - n) for n, m in asked)  # 5 = the stage limit

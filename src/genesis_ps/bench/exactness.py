@@ -13,8 +13,8 @@ and ``tokens_per_sample``, every token the method generated per returned sample.
 ``tv <= 1.5·floor + 0.01``. Three sections:
 
 * **main** — every toy at α ∈ {2, 4}: ``mh_full`` (uniform cuts, every proposal generated in full: the MH
-  before early rejection), ``mh`` (uniform cuts with exact early rejection, the default), ``mh_entropy``
-  (decision-point cuts),
+  before early rejection), ``mh`` (uniform cuts with exact early rejection), ``mh_entropy``
+  (decision-point cuts, with early rejection),
   ``mh_adaptive`` (adaptive effort), ``mh_naive`` (the ablation without the stage limit and the length
   correction; ``--method mh_no_length_term`` / ``mh_own_length`` drop one of the two), ``smc``, ``imh``,
   ``smc_adaptive`` (rounds of particles pooled by Ẑ), ``tps`` (token-level power sampling, approximate, at

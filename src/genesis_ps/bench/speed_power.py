@@ -3,11 +3,11 @@
 Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, length and seed:
 
 * ``mh`` — today's MH: uniform cuts, proposals at τ = 1/α, every proposal generated in full;
-* ``mh_early`` — the same chain with exact early rejection (the default since; see
+* ``mh_early`` — the same chain with exact early rejection (``early_reject=True``; see
   :mod:`genesis_ps.sampling.early`), which alone separates it from ``mh``;
-* ``mh_entropy`` — decision-point cuts with early rejection, otherwise as ``mh``;
-* ``mh_adaptive`` — uniform cuts with early rejection, adaptive effort (every block but the last stops
-  after ``patience`` unchanged steps);
+* ``mh_entropy`` — decision-point cuts, otherwise as ``mh``;
+* ``mh_adaptive`` — uniform cuts, adaptive effort (every block but the last stops after ``patience``
+  unchanged steps);
 * ``tps`` — token-level power sampling at its default settings;
 * ``smc`` — the upgraded SMC: copy-on-write KV sharing between particles after resampling (and
   ``smc_no_cow`` the same run without it), with the KV memory each held at peak.
@@ -15,7 +15,7 @@ Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, le
 **Time to today's MH log-likelihood.** Over ``loglik_prompts`` prompts (same α and B, ``loglik_tokens``
 new tokens), today's MH gives a mean log-likelihood per token of the returned text; the same MH with early
 rejection is run once at the same N_MCMC (its wall time over today's is ``mh_early_time_ratio``: the same
-chain, so the same log-likelihood in distribution); decision-point MH (with early rejection) is
+chain, so the same log-likelihood in distribution); decision-point MH is
 then run, in this fixed order, with (N_MCMC, tries per cut) = (1, 1), (1, 2), (2, 1), (2, 2), … up to
 N_MCMC = 2·n_mcmc, until its mean reaches that; ``mh_entropy_time_to_mh_loglik`` is its wall time there
 over today's MH's (None when none reached it). Two tries per cut are proposed in one batched call.
@@ -81,7 +81,7 @@ def power_rows(model: Any, prompt: Any, cfg: Any, seed: int, say: Any) -> dict[s
     smc = today.with_(method="smc", n_particles=cfg.n_particles)
     runs = {
         "mh": today.with_(early_reject=False),
-        "mh_early": today,
+        "mh_early": today.with_(early_reject=True),
         "mh_entropy": today.with_(cuts="entropy"),
         "mh_adaptive": today.with_(adaptive=True),
         "tps": SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.max_new_tokens, seed=seed),
@@ -126,7 +126,7 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     goal, mh_wall, mh_lls = _mean_loglik(model, base.with_(early_reject=False), n, seed)
     say(f"loglik: today's MH (N_MCMC={cfg.n_mcmc}) {goal:.4f} nats/token over {n} prompts in {mh_wall:.1f}s")
-    early_ll, early_wall, early_lls = _mean_loglik(model, base, n, seed)
+    early_ll, early_wall, early_lls = _mean_loglik(model, base.with_(early_reject=True), n, seed)
     say(f"loglik: MH with early rejection (N_MCMC={cfg.n_mcmc}) {early_ll:.4f} in {early_wall:.1f}s")
     trace = []
     reached: dict[str, Any] | None = None

@@ -42,8 +42,8 @@ def register(sub: Any) -> None:
     p.add_argument("--cuts", choices=CUTS, default=None, help="MH cut positions: uniform | entropy (decision points)")
     p.add_argument("--tries", type=int, default=None, help="MH suffixes proposed per cut (multiple-try when > 1)")
     p.add_argument("--adaptive", action="store_true", default=None, help="adaptive effort (MH steps, SMC rounds)")
-    p.add_argument("--no-early-reject", dest="early_reject", action="store_false", default=None,
-                   help="MH: generate every proposal in full (early rejection is exact; this is for comparison)")
+    p.add_argument("--early-reject", action="store_true", default=None,
+                   help="MH: stop generating a proposal once it is certainly rejected (exact; fewer tokens)")
     p.add_argument("--resampler", choices=RESAMPLERS, default=None, help="SMC resampling scheme")
     p.add_argument("--ramp-tokens", type=int, default=None, help="SMC: ramp alpha from 1 over this many tokens")
     p.add_argument("--selection", choices=SELECTIONS, default=None,
