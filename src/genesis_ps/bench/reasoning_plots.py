@@ -40,6 +40,8 @@ def scatter_xy(path: str | Path, points: Sequence[Point], *, xlabel: str, ylabel
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from genesis_ps.bench.report import save_figure
+
     fig, ax = plt.subplots(figsize=(7.2, 4.8), dpi=110)
     shown = [p for p in points if p[1] is not None and p[3] is not None and math.isfinite(p[1]) and math.isfinite(p[3])]
     right = 0.0
@@ -54,9 +56,4 @@ def scatter_xy(path: str | Path, points: Sequence[Point], *, xlabel: str, ylabel
     ax.set_xlim(0, 1.35 * right if right > 0 else 1.0)
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p)
-    plt.close(fig)
-    return p
+    return save_figure(fig, path)

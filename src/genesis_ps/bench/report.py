@@ -169,12 +169,7 @@ def scatter_plot(
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p)
-    plt.close(fig)
-    return p
+    return save_figure(fig, path)
 
 
 def bar_plot(
@@ -200,11 +195,16 @@ def bar_plot(
     ax.set_ylim(0, max(1.0, max((v for vs in series.values() for v in vs if math.isfinite(v)), default=1.0)))
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay ``fig`` out, write it to ``path`` (creating the folder) and close it."""
     fig.tight_layout()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(p)
-    plt.close(fig)
+    _plt().close(fig)
     return p
 
 
@@ -212,7 +212,7 @@ def now_utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-__all__ += ["comparisons_table", "mean_present", "now_utc", "plain_json"]
+__all__ += ["comparisons_table", "mean_present", "now_utc", "plain_json", "save_figure"]
 
 
 def plain_json(obj: Any) -> Any:
