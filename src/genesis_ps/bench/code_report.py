@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from genesis_ps.bench.report import fmt, machine_info, markdown_table, mean_present, now_utc, write_json
+from genesis_ps.bench.report import (
+    fmt,
+    machine_info,
+    markdown_table,
+    mean_present,
+    now_utc,
+    write_report_files,
+)
 from genesis_ps.bench.stats import paired_compare, wilson_interval
 from genesis_ps.errors import ConfigError
 
@@ -244,9 +251,7 @@ def _pass_plot(path: Path, report: dict[str, Any]) -> Path:
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> list[str]:
     """report.json, report.md, pass_vs_tokens.png and outcomes.png in ``out_dir``."""
     out = Path(out_dir)
-    files = [write_json(out / "report.json", {k: v for k, v in report.items() if k != "rows"})]
-    (out / "report.md").write_text(markdown(report) + "\n", encoding="utf-8")
-    files.append(out / "report.md")
+    files = write_report_files(report, out, markdown(report), drop=("rows",))
     files.append(_pass_plot(out / "pass_vs_tokens.png", report))
     files.append(_grid_plot(out / "outcomes.png", report))
     return [str(f) for f in files]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genesis_ps.bench.decomposition_stats import CLAIM, MIN_PAIRED_N, summarise
-from genesis_ps.bench.report import comparisons_table, fmt, markdown_table, write_json
+from genesis_ps.bench.report import comparisons_table, fmt, markdown_table, write_report_files
 from genesis_ps.errors import ConfigError
 
 __all__ = ["markdown", "report_from_file", "report_from_lines", "write_reports"]
@@ -132,9 +132,7 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> list[str]:
     from genesis_ps.bench.decomposition_plots import f1_vs_tokens, per_domain_bars, quality_vs_cost
 
     out = Path(out_dir)
-    files = [write_json(out / "report.json", {k: v for k, v in report.items() if k not in ("rows", "files")})]
-    (out / "report.md").write_text(markdown(report) + "\n", encoding="utf-8")
-    files.append(out / "report.md")
+    files = write_report_files(report, out, markdown(report))
     files += [f1_vs_tokens(report, out / "f1_vs_tokens.png"), quality_vs_cost(report, out / "quality_vs_cost.png"),
               per_domain_bars(report, out / "per_domain.png")]  # fmt: skip
     return [str(f) for f in files]

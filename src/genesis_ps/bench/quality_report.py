@@ -16,7 +16,7 @@ from genesis_ps.bench.report import (
     mean_present,
     now_utc,
     scatter_plot,
-    write_json,
+    write_report_files,
 )
 from genesis_ps.bench.stats import paired_compare, wilson_interval
 
@@ -246,9 +246,7 @@ def markdown(report: dict[str, Any]) -> str:
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> list[str]:
     """report.json, report.md, accuracy_vs_cost.png, accuracy.png in ``out_dir``."""
     out = Path(out_dir)
-    files = [write_json(out / "report.json", {k: v for k, v in report.items() if k != "rows"})]
-    (out / "report.md").write_text(markdown(report) + "\n", encoding="utf-8")
-    files.append(out / "report.md")
+    files = write_report_files(report, out, markdown(report), drop=("rows",))
     ms = report["methods"]
     pts = [(n, a["cost_multiplier"], a["accuracy"], a["accuracy_ci"][0], a["accuracy_ci"][1]) for n, a in ms.items()]
     files.append(

@@ -18,7 +18,7 @@ from typing import Any
 
 from genesis_ps.bench.reasoning_plots import scatter_xy
 from genesis_ps.bench.reasoning_stats import paired_difference_ci, reduction
-from genesis_ps.bench.report import fmt, machine_info, markdown_table, now_utc, write_json
+from genesis_ps.bench.report import fmt, machine_info, markdown_table, now_utc, write_report_files
 from genesis_ps.bench.stats import mean_ci, paired_compare, wilson_interval
 from genesis_ps.errors import ConfigError
 
@@ -233,9 +233,7 @@ def markdown(report: dict[str, Any]) -> str:
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> list[str]:
     """report.json, report.md, accuracy_vs_calls.png and accuracy_vs_tokens.png in ``out_dir``."""
     out = Path(out_dir)
-    files = [write_json(out / "report.json", {k: v for k, v in report.items() if k not in ("rows", "files")})]
-    (out / "report.md").write_text(markdown(report) + "\n", encoding="utf-8")
-    files.append(out / "report.md")
+    files = write_report_files(report, out, markdown(report))
     task = report["config"]["task"]
     for key, label, name in (
         ("model_calls", "LLM calls per problem", "accuracy_vs_calls.png"),

@@ -198,6 +198,17 @@ def bar_plot(
     return save_figure(fig, path)
 
 
+def write_report_files(
+    report: dict[str, Any], out_dir: str | Path, markdown: str, *, drop: Sequence[str] = ("rows", "files")
+) -> list[Path]:
+    """``report.json`` (the report without the ``drop`` keys) and ``report.md`` in ``out_dir``."""
+    out = Path(out_dir)
+    md = out / "report.md"
+    files = [write_json(out / "report.json", {k: v for k, v in report.items() if k not in drop})]
+    md.write_text(markdown + "\n", encoding="utf-8")
+    return [*files, md]
+
+
 def save_figure(fig: Any, path: str | Path) -> Path:
     """Lay ``fig`` out, write it to ``path`` (creating the folder) and close it."""
     fig.tight_layout()
@@ -212,7 +223,7 @@ def now_utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-__all__ += ["comparisons_table", "mean_present", "now_utc", "plain_json", "save_figure"]
+__all__ += ["comparisons_table", "mean_present", "now_utc", "plain_json", "save_figure", "write_report_files"]
 
 
 def plain_json(obj: Any) -> Any:
