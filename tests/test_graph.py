@@ -8,12 +8,12 @@ from typing import Any, TypedDict
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
 from genesis_ps.errors import ConfigError, ProviderConnectionError
 from genesis_ps.graph import GraphContext, RouteRegistry, TaskOutcome, build_graph
+from genesis_ps.graph.checkpoints import open_checkpointer
 from genesis_ps.graph.routes import RouteContext
 from genesis_ps.planners import Task
 from genesis_ps.sampling import Prompt
@@ -140,14 +140,14 @@ async def test_resume_after_interruption_skips_finished_tasks(tmp_path: Any) -> 
         return responder(prompt)
 
     first = ScriptedModel(flaky)
-    async with AsyncSqliteSaver.from_conn_string(db) as saver:
+    async with open_checkpointer(db) as saver:
         g = build_graph(first, settings=Settings(), routes=plain(), checkpointer=saver, retry_policy=NO_RETRY)
         with pytest.raises(ProviderConnectionError):
             await g.ainvoke({"request": "Make a website"}, config)
         snap = await g.aget_state(config)
         assert set(snap.values["genesis_ps"]["outcomes"]) == {"1", "2"}
     second = ScriptedModel(responder)
-    async with AsyncSqliteSaver.from_conn_string(db) as saver:
+    async with open_checkpointer(db) as saver:
         g2 = build_graph(second, settings=Settings(), routes=plain(), checkpointer=saver, retry_policy=NO_RETRY)
         out = await g2.ainvoke(None, config)
     assert [task_of(p) for p in second.calls] == ["Deploy the site", "Announce the launch"]  # no re-planning
@@ -212,14 +212,14 @@ async def test_resume_inside_a_wave_keeps_the_finished_sibling(tmp_path: Any) ->
             raise ProviderConnectionError("network down", provider="scripted")
         return responder(prompt)
 
-    async with AsyncSqliteSaver.from_conn_string(db) as saver:
+    async with open_checkpointer(db) as saver:
         g = build_graph(
             ScriptedModel(flaky), settings=Settings(), routes=plain(), checkpointer=saver, retry_policy=NO_RETRY
         )
         with pytest.raises(ProviderConnectionError):
             await g.ainvoke({"request": "Make a website"}, config)
     second = ScriptedModel(responder)
-    async with AsyncSqliteSaver.from_conn_string(db) as saver:
+    async with open_checkpointer(db) as saver:
         out = await build_graph(second, settings=Settings(), routes=plain(), checkpointer=saver).ainvoke(None, config)
     ran = [task_of(p) for p in second.calls]
     assert "Write the pages" not in ran  # finished in the interrupted wave: its write was kept
