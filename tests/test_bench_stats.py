@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,22 @@ def test_comparisons_table_and_mean_present() -> None:
     assert "power-mh − single" in table[2] and "[0.042, 0.341]" in table[2] and "0.125" in table[2]
     assert mean_present([1.0, None, 3.0]) == 2.0
     assert math.isnan(mean_present([None]))
+
+
+def test_machine_info_names_the_cpu_and_its_decode_features(tmp_path: Any, monkeypatch: Any) -> None:
+    from genesis_ps.bench import report
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse2 avx2 fma f16c avx512f\n"
+                       "processor\t: 1\nmodel name\t: Test CPU 9000\nflags\t\t: fpu\n")  # fmt: skip
+    real = report.Path
+
+    def fake(p: Any) -> Any:
+        return cpuinfo if str(p) == "/proc/cpuinfo" else real(p)
+
+    monkeypatch.setattr(report, "Path", fake)
+    assert report.cpu_model() == ("Test CPU 9000", ["avx2", "fma", "f16c", "avx512f"])
+    info = report.machine_info()
+    assert info["cpu"] == "Test CPU 9000" and info["cpu_features"] == ["avx2", "fma", "f16c", "avx512f"]
+    monkeypatch.setattr(report, "Path", lambda p: tmp_path / "missing")
+    assert report.cpu_model() == (None, [])

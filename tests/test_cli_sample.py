@@ -148,6 +148,14 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
     ll = report["loglik"]
     assert ll["prompts"] == 2 and ll["mh_entropy_trace"] and ll["mh_mean_loglik"] < 0
     assert (ll["ratio"] is None) == (ll["mh_entropy_reached"] is None)
+    from genesis_ps.bench.speed_power import TRIES
+
+    searched = [(t["n_mcmc"], t["n_tries"]) for t in ll["mh_entropy_trace"]]
+    assert searched == [(s, t) for s in (1, 2) for t in TRIES][: len(searched)]  # in order of rising cost
+    if ll["mh_entropy_reached"] is not None:
+        diff = ll["mh_entropy_reached"]["difference"]
+        assert diff["ci"][0] <= diff["mean"] <= diff["ci"][1]
+        assert diff["mean"] == pytest.approx(ll["mh_entropy_reached"]["mean_loglik"] - ll["mh_mean_loglik"])
     assert report["tokens"]["smc"] >= report["smc_tokens_returned"] > 0
     assert report["tokens"]["mh"] > 0 and report["tokens"]["single"] > 0
     blocks = report["settings"]["block_weight_matrices"]

@@ -17,12 +17,37 @@ from typing import Any
 __all__ = ["JsonlWriter", "bar_plot", "fmt", "machine_info", "markdown_table", "progress", "scatter_plot", "write_json"]
 
 
+_ISA = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "neon", "asimd")
+"""The CPU features that move decode speed (GGUF block kernels need AVX2/FMA/F16C; torch uses AVX-512/AMX)."""
+
+
+def cpu_model() -> tuple[str | None, list[str]]:
+    """The CPU's model name and which of :data:`_ISA` it has, from ``/proc/cpuinfo`` (None, [] elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None, []
+    name: str | None = None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware") and name is None:
+            name = value.strip() or None
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return name, [f for f in _ISA if f in flags]
+
+
 def machine_info() -> dict[str, Any]:
-    """Where the figures were measured (CPU count, platform, Python, torch if loaded)."""
+    """Where the figures were measured (CPU model and features, count, platform, Python, torch if loaded)."""
+    cpu, isa = cpu_model()
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor() or None,
+        "cpu": cpu,
+        "cpu_features": isa,
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "gpu": None,
