@@ -141,3 +141,16 @@ def test_without_namespaces_the_audit_hook_still_blocks_network(monkeypatch: pyt
 def test_large_unread_stdin_does_not_stall_the_timeout() -> None:
     r = run("import time\ntime.sleep(60)\n", stdin=b"x" * 5_000_000)
     assert r.status == "timeout"
+
+
+def test_concurrent_runs_with_channels_do_not_close_each_others_fds() -> None:
+    """Each run closes its channel's write end once: a second close used to hit whatever fd another
+    thread's run had just been given that number (SE-Darwin evaluates offspring in parallel), so a correct
+    solution timed out or the run raised EBADF — about once in the first four parallel runs here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    main = "import os\nos.write(SANDBOX_CHANNEL_FD, b'ok')\nprint('done')\n"
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: run_python(main, channel=True, limits=SandboxLimits(timeout_s=20.0)),
+                                range(48)))  # fmt: skip
+    assert [(r.status, r.channel, r.stdout.strip()) for r in results] == [("ok", b"ok", "done")] * 48

@@ -243,7 +243,9 @@ def test_a_fork_bomb_without_audit_events_is_capped_by_the_kernel() -> None:
     finally:
         stop.set()
         t.join()
-    assert r.status in ("timeout", "error", "ok", "killed"), r
+    assert r.status in ("timeout", "error", "ok", "killed", "output_limit"), r
+    if r.status == "output_limit":  # a fast host: the refused forks' tracebacks filled the output cap first
+        assert "Resource temporarily unavailable" in r.stderr, r
     # bwrap (outer and init) + the interpreter + max_processes children, whatever else runs as nobody
     assert peak[0] - base <= 3 + 3 + 2, (base, peak)
     time.sleep(0.3)

@@ -137,14 +137,30 @@ def run_python(
             raise ConfigError("files", f"file name {name!r} leaves the sandbox directory")
     rt = runtime()
     read_end, write_end = os.pipe() if channel else (-1, -1)
+    # The write end is closed exactly once, by _execute right after the child starts (or by _WriteEnd when
+    # setup fails before that): closing it a second time here once closed whatever fd another thread's
+    # concurrent run had just been given that number (a hung or EBADF run when evaluations ran in parallel).
+    w = _WriteEnd(write_end)
     try:
         if rt.boundary:
-            return _in_bwrap(rt, named, stdin, lim, read_end, write_end)
-        return _in_tmpdir(rt, named, stdin, lim, read_end, write_end)
+            return _in_bwrap(rt, named, stdin, lim, read_end, w)
+        return _in_tmpdir(rt, named, stdin, lim, read_end, w)
     finally:
-        for fd in (read_end, write_end):
-            if fd >= 0:
-                _close(fd)
+        w.close()
+        if read_end >= 0:
+            _close(read_end)
+
+
+class _WriteEnd:
+    """The channel pipe's write end, closed at most once."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            _close(fd)
 
 
 def _config(root: str, lim: SandboxLimits, channel_fd: int, nproc: int) -> str:
@@ -155,7 +171,7 @@ def _config(root: str, lim: SandboxLimits, channel_fd: int, nproc: int) -> str:
     })  # fmt: skip
 
 
-def _in_bwrap(rt: Runtime, named: dict[str, str], stdin: bytes, lim: SandboxLimits, rfd: int, wfd: int
+def _in_bwrap(rt: Runtime, named: dict[str, str], stdin: bytes, lim: SandboxLimits, rfd: int, w: _WriteEnd
               ) -> SandboxResult:  # fmt: skip
     assert rt.interpreter is not None
     fds: list[int] = []
@@ -166,18 +182,18 @@ def _in_bwrap(rt: Runtime, named: dict[str, str], stdin: bytes, lim: SandboxLimi
             os.write(fd, text.encode("utf-8", "surrogatepass"))
             os.lseek(fd, 0, os.SEEK_SET)
         # bwrap's init and the interpreter count against RLIMIT_NPROC too
-        cfg = _config(SANDBOX_DIR, lim, wfd, lim.max_processes + 2)
+        cfg = _config(SANDBOX_DIR, lim, w.fd, lim.max_processes + 2)
         argv = [rt.interpreter.executable, "-I", "-S", "-B", f"{SANDBOX_DIR}/_boot.py", cfg]
         cmd = bwrap_command(rt, argv, data=list(zip(fds, named, strict=True)), tmp_bytes=lim.max_tmp_bytes, env=_ENV)
         user: dict[str, Any] = {} if rt.run_as is None else {"user": rt.run_as, "group": rt.run_as, "extra_groups": []}
-        keep = [*fds, wfd] if wfd >= 0 else fds
-        return _execute(cmd, "/", {"PATH": "/usr/bin:/bin"}, keep, user, stdin, lim, rt, rfd, wfd)
+        keep = [*fds, w.fd] if w.fd >= 0 else fds
+        return _execute(cmd, "/", {"PATH": "/usr/bin:/bin"}, keep, user, stdin, lim, rt, rfd, w)
     finally:
         for fd in fds:
             _close(fd)
 
 
-def _in_tmpdir(rt: Runtime, named: dict[str, str], stdin: bytes, lim: SandboxLimits, rfd: int, wfd: int
+def _in_tmpdir(rt: Runtime, named: dict[str, str], stdin: bytes, lim: SandboxLimits, rfd: int, w: _WriteEnd
                ) -> SandboxResult:  # fmt: skip
     root = os.path.realpath(tempfile.mkdtemp(prefix="genesis_ps_sbx_"))
     try:
@@ -187,21 +203,22 @@ def _in_tmpdir(rt: Runtime, named: dict[str, str], stdin: bytes, lim: SandboxLim
             with open(path, "w", encoding="utf-8", errors="surrogatepass") as fh:
                 fh.write(text)
         exe = rt.interpreter.executable if rt.interpreter is not None else sys.executable
-        cfg = _config(root, lim, wfd, max(lim.max_processes + 1, 1) + 1)
+        cfg = _config(root, lim, w.fd, max(lim.max_processes + 1, 1) + 1)
         cmd = [*unshare_prefix(), exe, "-I", "-S", "-B", os.path.join(root, "_boot.py"), cfg]
         env = {**_ENV, "PATH": "/usr/bin:/bin", "HOME": root, "TMPDIR": root}
-        return _execute(cmd, root, env, [wfd] if wfd >= 0 else [], {}, stdin, lim, rt, rfd, wfd)
+        return _execute(cmd, root, env, [w.fd] if w.fd >= 0 else [], {}, stdin, lim, rt, rfd, w)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def _execute(cmd: list[str], cwd: str, env: dict[str, str], keep: list[int], user: dict[str, Any], stdin: bytes,
-             lim: SandboxLimits, rt: Runtime, rfd: int, wfd: int) -> SandboxResult:  # fmt: skip
+             lim: SandboxLimits, rt: Runtime, rfd: int, w: _WriteEnd) -> SandboxResult:  # fmt: skip
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True, pass_fds=keep, **user)  # fmt: skip
-    if wfd >= 0:
-        os.close(wfd)  # the child holds the only write end now: EOF when it (and its children) end
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, pass_fds=keep, **user)  # fmt: skip
+    finally:
+        w.close()  # the child holds the only write end now: EOF when it (and its children) end
     out, err, chan, ended = bytearray(), bytearray(), bytearray(), "eof"
     feeder: threading.Thread | None = None
     deadline = t0 + lim.timeout_s
