@@ -19,10 +19,11 @@ chain, so the same log-likelihood in distribution); decision-point MH is then ru
 rising cost, with (N_MCMC, tries per cut) = (1, 1), (1, 2), (1, 4), (1, 8), (2, 1), (2, 2), (2, 4), (2, 8),
 … up to N_MCMC = 2·n_mcmc, until its mean reaches that; ``mh_entropy_time_to_mh_loglik`` is its wall time
 there over today's MH's (None when none reached it). The tries of a cut are one batched call (multiple-try
-MH, exact): on this CPU a batch of 8 rows decodes at ~1.7× the time per step of one row, so tries buy
-acceptance and log-likelihood for much less wall time than sequential steps. Each prompt's seed is the
-same for every configuration, and the reached configuration's per-prompt difference from today's MH comes
-with a paired bootstrap 95% interval (``difference``): 20 prompts resolve differences of ~0.02 nats.
+MH, exact): a batch of rows decodes in little more time per step than one row, so tries can buy
+acceptance and log-likelihood for less wall time than sequential steps (the trace's wall times show
+it). Each prompt's seed is the same for every configuration, and the reached configuration's per-prompt
+difference from today's MH comes with a paired bootstrap 95% interval (``difference``), which says what
+the prompts can resolve.
 """
 
 from __future__ import annotations
