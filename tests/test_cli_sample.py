@@ -141,17 +141,20 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
                                      "mh_per_token_vs_single", "smc_vs_single", "tps_vs_single",
                                      "mh_entropy_time_to_mh_loglik", "smc_kv_peak_cow_vs_no_cow"}
     assert all(v > 0 for v in report["ratios"].values() if v is not None)
-    assert set(report["rows"]) == {"single", "mh", "mh_early", "mh_entropy", "mh_adaptive", "tps", "smc_no_cow", "smc"}
+    assert set(report["rows"]) == {"single", "mh", "mh_early", "mh_entropy", "mh_decision", "mh_adaptive", "tps",
+                                   "smc_no_cow", "smc"}  # fmt: skip
     for name, row in report["rows"].items():
         assert row["wall_s"] > 0 and row["tokens_generated"] > 0 and row["ms_per_token"] > 0, name
     assert report["rows"]["mh_entropy"]["extra"]["cuts"] == "entropy"
+    assert report["rows"]["mh_decision"]["extra"]["change_at_cut"] == 0.5
     ll = report["loglik"]
     assert ll["prompts"] == 2 and ll["mh_entropy_trace"] and ll["mh_mean_loglik"] < 0
     assert (ll["ratio"] is None) == (ll["mh_entropy_reached"] is None)
-    from genesis_ps.bench.speed_power import TRIES
+    from genesis_ps.bench.speed_power import CHANGE_AT_CUT, TRIES
 
-    searched = [(t["n_mcmc"], t["n_tries"]) for t in ll["mh_entropy_trace"]]
-    assert searched == [(s, t) for s in (1, 2) for t in TRIES][: len(searched)]  # in order of rising cost
+    searched = [(t["n_mcmc"], t["n_tries"], t["change_at_cut"]) for t in ll["mh_entropy_trace"]]
+    want = [(s, t, CHANGE_AT_CUT if t == 1 else 0.0) for s in (1, 2) for t in TRIES]
+    assert searched == want[: len(searched)]  # in order of rising cost
     if ll["mh_entropy_reached"] is not None:
         diff = ll["mh_entropy_reached"]["difference"]
         assert diff["ci"][0] <= diff["mean"] <= diff["ci"][1]

@@ -89,3 +89,23 @@ def test_decision_point_mh_and_tps_end_to_end(model: LocalModel) -> None:
     t = asyncio.run(power_sample(model, PROMPT, p.with_(method="tps", decision_entropy=2.0, horizon=4)))
     assert t.method == "tps" and t.tokens_returned <= 16 and t.tokens_generated >= t.tokens_returned
     assert t.extra["decision_points"] >= 1 and t.logp_sum is not None
+
+
+async def test_exclude_first_skips_the_token_and_reports_the_unrestricted_log_q(model: LocalModel) -> None:
+    assert model.capabilities.exclude_first
+    prefix = list((await model.extend(PROMPT, [()], 6, 0.5, seed=3))[0].tokens[:4])
+    top = int(fresh(model, prefix)[-1].argmax())  # the likeliest next token: at τ = 0.1 it is nearly certain
+    segs = await model.extend(PROMPT, [prefix] * 6 + [prefix], 3, 0.1, seed=4, exclude_first=[top] * 6 + [None])
+    assert all(s.tokens[0] != top for s in segs[:6])
+    assert segs[6].tokens[0] == top  # the row without an exclusion draws as before
+    for s in segs[:6]:  # log q is the proposal's own, not the renormalised one's
+        want = model.score(PROMPT, prefix + list(s.tokens[:1]), temperature=0.1)[-1]
+        assert abs(s.logq[0] - want) < 1e-3
+
+
+def test_decision_point_mh_with_the_change_at_the_cut_runs_on_the_embedded_model(model: LocalModel) -> None:
+    p = SamplerParams(method="mh", alpha=4.0, max_new_tokens=16, block_size=8, n_mcmc=3, cuts="entropy",
+                      change_at_cut=1.0, seed=0)  # fmt: skip
+    r = asyncio.run(power_sample(model, PROMPT, p))
+    assert r.extra["change_at_cut"] == 1.0 and r.proposals == 6 and r.tokens_returned > 0
+    assert r.logp_sum == pytest.approx(sum(model.score(PROMPT, r.tokens)), abs=1e-2)

@@ -61,7 +61,9 @@ def markdown(report: dict[str, Any]) -> str:
         "length, so there it is as exact as `mh`). SMC returns one particle drawn from N weighted ones, exact "
         "only as N grows (an O(1/N) bias; see `--particles`). `tps` is an approximation by construction "
         "(token-level; every position a decision point, all candidates, the whole future as horizon here); "
-        "`rollouts` is its R. `mh_adaptive` stops a block's steps after 3 unchanged steps in a row (at most "
+        "`rollouts` is its R. `mh_change` redraws the token at each cut without the current one "
+        "(`change_at_cut`); `mh_decision` is decision-point MH: entropy-jump cuts with the change at the cut. "
+        "`mh_adaptive` stops a block's steps after 3 unchanged steps in a row (at most "
         "N_MCMC).",
         "",
         "## Main section",
@@ -84,7 +86,9 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     effort = report.get("effort") or []
     if effort:
-        methods = [m for m in ("mh_full", "mh", "mh_entropy") if any(e["method"] == m for e in effort)]
+        from genesis_ps.bench.exactness import EFFORT_METHODS
+
+        methods = [m for m in EFFORT_METHODS if any(e["method"] == m for e in effort)]
         base = methods[0]
         head = " | ".join(f"{m}: N_MCMC | {m}: tokens" + ("" if m == base else f" | {m}: saving") for m in methods)
         lines += [

@@ -41,6 +41,9 @@ def register(sub: Any) -> None:
     p.add_argument("--proposal-temperature", type=float, default=None, help="proposal τ (default max(1/alpha, 1/3))")
     p.add_argument("--cuts", choices=CUTS, default=None, help="MH cut positions: uniform | entropy (decision points)")
     p.add_argument("--tries", type=int, default=None, help="MH suffixes proposed per cut (multiple-try when > 1)")
+    p.add_argument("--change-at-cut", type=float, default=None, metavar="RHO",
+                   help="MH: probability that a step redraws the token at its cut without the current one (exact; "
+                        "local and toy models; 0 = off)")
     p.add_argument("--adaptive", action="store_true", default=None, help="adaptive effort (MH steps, SMC rounds)")
     p.add_argument("--early-reject", action="store_true", default=None,
                    help="MH: stop generating a proposal once it is certainly rejected (exact; fewer tokens)")
@@ -73,6 +76,7 @@ def _params(args: argparse.Namespace) -> tuple[SamplerParams, float | None, str,
         ("adaptive", "adaptive"), ("resampler", "resampler"), ("ramp_tokens", "ramp_tokens"),
         ("selection", "selection"), ("candidates", "candidates"), ("rollouts", "rollouts"), ("horizon", "horizon"),
         ("decision_entropy", "decision_entropy"), ("early_reject", "early_reject"),
+        ("change_at_cut", "change_at_cut"),
     ):
         value = getattr(args, arg)
         if value is not None:

@@ -126,8 +126,10 @@ class Meter:
         *,
         stop_entropy: float | None = None,
         top_n: int = 0,
+        exclude_first: Sequence[int | None] | None = None,
     ) -> list[Segment]:
-        """``model.extend`` (or ``extend_until`` with ``stop_entropy``), chunked, seeded and validated."""
+        """``model.extend`` (or ``extend_until`` with ``stop_entropy``), chunked, seeded and validated;
+        ``exclude_first`` (per prefix a token id or None) is passed on where any entry is set."""
         if any(len(p) for p in prefixes) and not self.model.capabilities.prefix_continuation:
             raise CapabilityError(f"{self.model.provider}/{self.model.model} cannot continue a token prefix")
         chunks = self._chunks(len(prefixes))
@@ -139,6 +141,14 @@ class Meter:
             calls = [
                 la.extend_until(self.prompt, list(prefixes[a:b]), [int(m) for m in max_new[a:b]], temperature,
                                 stop_entropy=stop_entropy, top_n=top_n, seed=s)
+                for (a, b), s in zip(chunks, seeds, strict=True)
+            ]  # fmt: skip
+        elif exclude_first is not None and any(e is not None for e in exclude_first):
+            if not self.model.capabilities.exclude_first:
+                raise CapabilityError(f"{self.model.provider}/{self.model.model} cannot exclude a first token")
+            calls = [
+                self.model.extend(self.prompt, list(prefixes[a:b]), [int(m) for m in max_new[a:b]], temperature,
+                                  seed=s, exclude_first=list(exclude_first[a:b]))  # type: ignore[call-arg]
                 for (a, b), s in zip(chunks, seeds, strict=True)
             ]  # fmt: skip
         else:

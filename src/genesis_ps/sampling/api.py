@@ -141,6 +141,11 @@ def check_method_options(
             )
         if not caps.prefix_continuation:
             raise ConfigError("cuts", f"{model.provider}/{model.model} cannot continue a prefix (imh has no cuts)")
+    if p.change_at_cut and p.method == "mh" and not caps.exclude_first:
+        raise ConfigError(
+            "change_at_cut", f"{model.provider}/{model.model} cannot exclude a token from a draw (the local backend "
+            "and the toys can); use change_at_cut=False",
+        )
     if p.selection == "consensus":
         if extract_answer is None:
             raise ConfigError("answer_extractor", "selection='consensus' needs an answer extractor (extract_answer=)")

@@ -23,6 +23,13 @@ importance weight w(y) = π(y)/q(y[t:] | x[:t]), and accepted with
     [Σ_j w(y_j)] · q_cut(t | y)  /  [Σ_j w(y_j) − w(y) + w(x)] · q_cut(t | x),
 
 which is the plain ratio when K = 1.
+
+With ``change_at_cut = ρ`` (K = 1), a step draws the token at the cut, with probability ρ, from the proposal
+*without* the current token, q(v)/(1 − q(x_t)) for v ≠ x_t (a Metropolised-Gibbs move, Liu 1996), and
+otherwise from q as before; the rest of the suffix is drawn as before. The token's proposal is then the
+mixture Q(v | x_t) of :func:`change_log_ratio`, whose density the ratio carries, so the chain stays exact
+for any ρ in [0, 1]. A changed draw at a cut where q(x_t) = 1 has no other branch: that step leaves x as it
+is, which is exact too (every state sharing the prefix has the same token there).
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ENTROPY_EPS", "cut_log_probs", "entropy_jumps", "log_sum_exp", "mtm_log_ratio", "suffix_log_weight"]
+__all__ = [
+    "ENTROPY_EPS", "change_log_ratio", "cut_log_probs", "entropy_jumps", "log_sum_exp", "mtm_log_ratio",
+    "suffix_log_weight",
+]
 
 ENTROPY_EPS = 0.05
 """Entropy cuts: the floor ``ε`` on a position's weight, as a fraction of the state's mean entropy."""
@@ -88,3 +98,23 @@ def mtm_log_ratio(
     total = log_sum_exp(try_weights)
     rest = [w for j, w in enumerate(try_weights) if j != chosen] + [cur_weight]
     return total - log_sum_exp(rest) + prop_cut_logp - cur_cut_logp
+
+
+def change_log_ratio(rho: float, logq_x_t: float, logq_y_t: float) -> float:
+    """The term ``change_at_cut = ρ`` adds to the ratio of a move whose token at the cut changed, x_t → y_t.
+
+    The token at the cut is proposed from Q(v | x_t) = (1 − ρ)·q(v) + ρ·q(v)·[v ≠ x_t]/(1 − q(x_t)), so for
+    v ≠ x_t, Q(v | x_t) = q(v)·m(x_t) with m(w) = (1 − ρ) + ρ/(1 − q(w)). The plain ratio already carries
+    q(x_t)/q(y_t); this adds log m(y_t) − log m(x_t). (A move that keeps the token at the cut has
+    Q(x_t | x_t) = (1 − ρ)·q(x_t) both ways: no term.) 1 − q(w) is at least the other token's q, which
+    guards the subtraction where a q rounds to 1."""
+    rest_x = max(-math.expm1(logq_x_t), math.exp(logq_y_t))
+    rest_y = max(-math.expm1(logq_y_t), math.exp(logq_x_t))
+    return _log_mix(rho, rest_y) - _log_mix(rho, rest_x)
+
+
+def _log_mix(rho: float, rest: float) -> float:
+    """log((1 − ρ) + ρ/rest)."""
+    keep = math.log1p(-rho) if rho < 1.0 else -math.inf
+    change = math.log(rho) - math.log(rest) if rho > 0.0 else -math.inf
+    return float(np.logaddexp(keep, change))

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from genesis_ps.sampling._common import Meter, State
-from genesis_ps.sampling.cuts import entropy_jumps
+from genesis_ps.sampling.cuts import change_log_ratio, entropy_jumps
 
 __all__ = ["MARGIN_PER_TOKEN", "Pending", "early_reject_applies", "propose_with_early_rejection", "reverse_cut_bound"]
 
@@ -65,6 +65,13 @@ class Pending:
     t: int
     limit: int
     need: float
+    rho: float = 0.0
+    """``change_at_cut``: its ρ, the current token at the cut and its log q, and whether this draw excludes it.
+    Once y_t is drawn, :func:`~genesis_ps.sampling.cuts.change_log_ratio` (known from then on) joins the
+    proposal's weight where y_t differs from x_t."""
+    cut_token: int | None = None
+    cut_logq: float = 0.0
+    exclude: bool = False
 
 
 async def propose_with_early_rejection(
@@ -79,12 +86,17 @@ async def propose_with_early_rejection(
     size = [max(floor, (p.limit - p.t) // 16) for p in pending]
     while live:
         max_new = [min(size[i], pending[i].limit - len(states[i])) for i in live]
-        segs = await meter.extend([states[i].tokens for i in live], max_new, tau)
+        at_cut = [len(states[i]) == pending[i].t for i in live]
+        first = [pending[i].cut_token if pending[i].exclude and a else None for i, a in zip(live, at_cut, strict=True)]
+        segs = await meter.extend([states[i].tokens for i in live], max_new, tau,
+                                  exclude_first=first if any(e is not None for e in first) else None)  # fmt: skip
         still: list[int] = []
-        for i, seg in zip(live, segs, strict=True):
+        for i, seg, a in zip(live, segs, at_cut, strict=True):
             states[i] = states[i].grow(seg)
             weight[i] += alpha * math.fsum(seg.logp) - math.fsum(seg.logq)
             p = pending[i]
+            if a and p.rho > 0 and seg.n_tokens and seg.tokens[:1] != (p.cut_token,):
+                weight[i] += change_log_ratio(p.rho, p.cut_logq, seg.logq[0])
             if states[i].eos or len(states[i]) >= p.limit or seg.n_tokens == 0:
                 out[i] = states[i]
                 continue

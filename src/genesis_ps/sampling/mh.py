@@ -36,7 +36,7 @@ from genesis_ps.sampling._common import (
     mixing_note,
     state_text,
 )
-from genesis_ps.sampling.cuts import cut_log_probs, mtm_log_ratio, suffix_log_weight
+from genesis_ps.sampling.cuts import change_log_ratio, cut_log_probs, mtm_log_ratio, suffix_log_weight
 from genesis_ps.sampling.early import Pending, early_reject_applies, propose_with_early_rejection
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
@@ -107,6 +107,11 @@ def _check(model: TokenModel, params: SamplerParams, target: Target, n_chains: o
     if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
         raise ConfigError("n_chains", f"must be an integer >= 1, got {n_chains!r}")
     check_one_alpha(params, target)
+    if params.change_at_cut and not model.capabilities.exclude_first:
+        raise ConfigError(
+            "change_at_cut", f"{model.provider}/{model.model} cannot exclude a token from its first draw; use "
+            "change_at_cut=False",
+        )
     if params.cuts == "entropy" and model.capabilities.entropy == "none":
         raise ConfigError(
             "cuts", f"{model.provider}/{model.model} reports no next-token entropies (no top-k log-probs); "
@@ -142,6 +147,8 @@ async def mh_chains(
     meter = Meter(model, prompt, rng, budget)
     alpha, tau, k_tries = target.alpha, params.tau, params.n_tries
     entropy_cuts = params.cuts == "entropy"
+    rho = float(params.change_at_cut)
+    change = rho > 0
     early = params.early_reject and stage_limit and length_term and early_reject_applies(
         logprobs=model.capabilities.logprobs, tau=tau, alpha=alpha, tilted=target.tilted, n_tries=k_tries
     )
@@ -203,7 +210,15 @@ async def mh_chains(
             else:
                 lens = np.array([len(states[i]) for i in active], dtype=np.int64)
                 cuts = dict(zip(active, rng.integers(0, lens).tolist(), strict=True))
-            rows = [i for i in active for _ in range(k_tries)]
+            # change_at_cut: the chains whose token at the cut is redrawn without the current one this step
+            # (probability ρ); where no other token is left, that step is a null move
+            forced: set[int] = set()
+            if change:
+                draws = rng.random(len(active)) < rho
+                forced = {i for i, f in zip(active, draws.tolist(), strict=True) if f}
+            moving = [i for i in active if i not in forced or -math.expm1(states[i].logq[cuts[i]]) > 1e-12]
+            exclude = [states[i].tokens[cuts[i]] if i in forced else None for i in moving]
+            rows = [i for i in moving for _ in range(k_tries)]
             step_new = [(limit - cuts[i]) if stage_limit else (len(states[i]) - cuts[i]) for i in rows]
             if not meter.affordable(step_new):
                 run.budget_exhausted = True
@@ -211,24 +226,33 @@ async def mh_chains(
             tries_of: dict[int, list[State] | None] = {}
             if early:
                 us = rng.random(len(active))
-                pend = [Pending(states[i].cut(cuts[i]), cuts[i], limit, _need(us[a], alpha, states[i], cuts[i],
-                                rewards[i], float(cut_lps[i][cuts[i]]) if entropy_cuts else -math.log(len(states[i]))))
-                        for a, i in enumerate(active)]  # fmt: skip
+                pend = []
+                moving_set = set(moving)
+                for a, i in enumerate(active):
+                    if i not in moving_set:
+                        continue
+                    x, t = states[i], cuts[i]
+                    need = _need(us[a], alpha, x, t, rewards[i],
+                                 float(cut_lps[i][t]) if entropy_cuts else -math.log(len(x)))  # fmt: skip
+                    pend.append(Pending(x.cut(t), t, limit, need, rho, x.tokens[t] if change else None,
+                                        x.logq[t] if change else 0.0, i in forced))  # fmt: skip
                 props = await propose_with_early_rejection(meter, pend, tau, alpha, entropy_cuts=entropy_cuts)
-                for i, y_full in zip(active, props, strict=True):
+                for i, y_full in zip(moving, props, strict=True):
                     tries_of[i] = None if y_full is None else [y_full]
             else:
-                segs = await meter.extend([states[i].tokens[: cuts[i]] for i in rows], step_new, tau)
+                ex_rows = [e for e in exclude for _ in range(k_tries)] if forced else None
+                segs = await meter.extend([states[i].tokens[: cuts[i]] for i in rows], step_new, tau,
+                                          exclude_first=ex_rows) if rows else []  # fmt: skip
                 us = rng.random(len(active))
-                for a, i in enumerate(active):
+                for a, i in enumerate(moving):
                     tries_of[i] = [states[i].splice(cuts[i], seg) for seg in segs[a * k_tries : (a + 1) * k_tries]]
             for a, i in enumerate(active):
                 x, t = states[i], cuts[i]
-                found = tries_of[i]
-                if found is None:  # rejected before its suffix was complete
+                found = tries_of.get(i)
+                if found is None:  # rejected before its suffix was complete, or no other token at the cut
                     run.proposals += 1
                     run.steps += 1
-                    run.early_rejected += 1
+                    run.early_rejected += i in tries_of
                     if t == 0:
                         run.first_token_proposals[i] += 1
                     unchanged[i] += 1
@@ -247,6 +271,8 @@ async def mh_chains(
                     suffix_log_weight(alpha, x.logp[t:], x.logq[t:], rewards[i]), w_try, j,
                     cur_cut_logp=cur_cut, prop_cut_logp=prop_cut,
                 )
+                if change and y.tokens[t : t + 1] != x.tokens[t : t + 1]:
+                    lr += change_log_ratio(rho, x.logq[t], y.logq[t])
                 run.proposals += 1
                 run.steps += 1
                 moved = False
@@ -319,6 +345,7 @@ async def run_mh(
     extra: dict[str, object] = {
         "block_size": params.block_size, "stages": len(stage_limits(params.max_new_tokens, params.block_size)),
         "stages_done": run.stages_done, "proposal_temperature": params.tau, "cuts": params.cuts,
+        "change_at_cut": params.change_at_cut,
         "n_tries": params.n_tries, "adaptive": params.adaptive, "mh_steps": run.steps,
         "early_rejected": run.early_rejected,
         "first_token_changes": run.first_token_moves[0], "first_token_proposals": run.first_token_proposals[0],

@@ -100,6 +100,12 @@ class SamplerParams:
     """MH: where a step cuts. ``uniform`` over the state's positions; ``entropy`` favours decision points,
     positions where the base model's next-token entropy jumps up (the acceptance ratio carries the forward
     and reverse cut probabilities, so the chain stays exact)."""
+    change_at_cut: float = 0.0
+    """MH: the probability ρ that a step redraws the token at its cut from the proposal *without* the current
+    token (a Metropolised-Gibbs move at the cut, Liu 1996), so that step takes another branch where it cuts;
+    otherwise the token is drawn as before. The ratio carries the mixture's density, so the chain stays exact
+    for any ρ in [0, 1] (0 = off). Needs ``n_tries = 1`` and a model with ``capabilities.exclude_first``
+    (the local backend, the toys)."""
     n_tries: int = 1
     """MH: suffixes proposed at each cut in one batched call (multiple-try Metropolis when > 1)."""
     adaptive: bool = False
@@ -199,6 +205,9 @@ def _check_extensions(p: SamplerParams) -> None:
         raise ConfigError("cuts", f"unknown cuts {p.cuts!r}; choose one of {', '.join(CUTS)}")
     if p.resampler not in RESAMPLERS:
         raise ConfigError("resampler", f"unknown resampler {p.resampler!r}; choose one of {', '.join(RESAMPLERS)}")
+    rho = p.change_at_cut
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 <= rho <= 1.0:
+        raise ConfigError("change_at_cut", f"must be a probability in [0, 1] (0 = off), got {rho!r}")
     for flag in ("adaptive", "early_reject"):
         if not isinstance(getattr(p, flag), bool):
             raise ConfigError(flag, f"must be true or false, got {getattr(p, flag)!r}")
@@ -212,6 +221,9 @@ def _check_extensions(p: SamplerParams) -> None:
     d = p.decision_entropy
     if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or d < 0:
         raise ConfigError("decision_entropy", f"must be a finite number >= 0 (nats), got {d!r}")
+    if p.change_at_cut and p.n_tries > 1:
+        raise ConfigError("change_at_cut", "needs n_tries = 1 (multiple tries need a proposal that does not depend "
+                                           "on the current token)")
     if p.ramp_tokens and p.anneal_steps:
         raise ConfigError("ramp_tokens", "choose one schedule: ramp_tokens (by tokens) or anneal_steps (by blocks)")
 

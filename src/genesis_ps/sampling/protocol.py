@@ -53,6 +53,10 @@ class Capabilities:
     lookahead: bool = False
     """Whether the model implements :class:`LookaheadModel` (``extend_until``), which token-level power
     sampling (``tps``) needs."""
+    exclude_first: bool = False
+    """Whether ``extend`` takes ``exclude_first``: per row ``None`` or a token id that the row's *first*
+    sampled token must not be (drawn from the proposal renormalised without it, the reported ``logq``
+    still the unrestricted proposal's). MH's ``change_at_cut`` needs it."""
     call_tokens: int = 1
     """About how many tokens one ``extend`` call's fixed cost is worth: samplers that extend a row piece by
     piece (MH's early rejection) ask for at least this many tokens per call."""

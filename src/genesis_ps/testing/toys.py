@@ -65,6 +65,7 @@ class ToyLM:
             notes="toy model with an exactly enumerable distribution; the prompt is ignored",
             entropy="exact",
             lookahead=True,
+            exclude_first=True,
         )
         self.calls = 0
         self.in_flight = 0
@@ -133,6 +134,7 @@ class ToyLM:
         seed: int | None,
         stop_entropy: float | None = None,
         top_n: int = 0,
+        exclude_first: Sequence[int | None] | None = None,
     ) -> list[Segment]:
         n = len(prefixes)
         nodes = np.array([self.node_of(p) for p in prefixes], dtype=np.int64)
@@ -158,7 +160,10 @@ class ToyLM:
                 if active.size == 0:
                     break
             u = rng.random(active.size)
-            tok = (cdf_t[cur] <= u[:, None]).sum(axis=1)
+            cdf = cdf_t[cur]
+            if step == 0 and exclude_first is not None:
+                cdf = _without_first(cdf, logq_t[cur], [exclude_first[int(i)] for i in active])
+            tok = (cdf <= u[:, None]).sum(axis=1)
             toks[active, step] = tok
             lp[active, step] = self.logp_table[cur, tok]
             lq[active, step] = logq_t[cur, tok]
@@ -192,8 +197,10 @@ class ToyLM:
         temperature: float,
         *,
         seed: int | None = None,
+        exclude_first: Sequence[int | None] | None = None,
     ) -> list[Segment]:
-        """Sample one continuation per prefix at ``temperature`` (> 0), vectorised over prefixes."""
+        """Sample one continuation per prefix at ``temperature`` (> 0), vectorised over prefixes; a row's
+        first token is never its ``exclude_first`` entry (see ``Capabilities.exclude_first``)."""
         if not temperature > 0:
             raise ValueError("extend needs temperature > 0")
         max_new = np.broadcast_to(np.asarray(max_new_tokens, dtype=np.int64), (len(prefixes),))
@@ -205,7 +212,9 @@ class ToyLM:
         try:
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
-            return self._sample(prefixes, max_new, temperature, seed)
+            if exclude_first is not None and len(exclude_first) != len(prefixes):
+                raise ValueError("exclude_first needs one entry per prefix")
+            return self._sample(prefixes, max_new, temperature, seed, exclude_first=exclude_first)
         finally:
             self.in_flight -= 1
 
@@ -260,6 +269,25 @@ class ToyLM:
     def prompt_length(self, prompt: Prompt) -> int | None:
         """None: the toy ignores its prompt, so it has no length in tokens."""
         return None
+
+
+def _without_first(cdf: np.ndarray, logq: np.ndarray, exclude: Sequence[int | None]) -> np.ndarray:
+    """Rows' cumulative proposal with each row's excluded token (if any) taken out and renormalised."""
+    q = np.exp(logq)
+    rows = [r for r, e in enumerate(exclude) if e is not None]
+    if not rows:
+        return cdf
+    cols = [int(exclude[r]) for r in rows]  # type: ignore[arg-type]
+    q[rows, cols] = 0.0
+    total = q.sum(axis=1, keepdims=True)
+    if np.any(total[rows] <= 0):
+        raise ValueError("exclude_first removed the only token the proposal can draw")
+    out = np.cumsum(q / total, axis=1)
+    out[:, -1] = 1.0
+    keep = np.ones(len(exclude), dtype=bool)
+    keep[rows] = False
+    out[keep] = cdf[keep]
+    return out
 
 
 def sharp_toy(**kw: object) -> ToyLM:

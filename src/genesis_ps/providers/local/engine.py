@@ -45,6 +45,8 @@ class Row:
     top_n: int = 0
     next_top: list[tuple[int, float]] = field(default_factory=list)
     next_entropy: float | None = None
+    exclude: int | None = None
+    """A token id the row's first sampled token must not be (drawn without it; log q reported unrestricted)."""
 
 
 def dists(logits: Any, temperature: float, top_k: int | None, top_p: float | None) -> tuple[Any, Any]:
@@ -88,6 +90,18 @@ def sample(logq: Any, gen: Any) -> Any:
     # u < cdf[-1], so the first index with cdf > u exists and carries positive mass (cdf rose there)
     u = torch.rand((logq.shape[0], 1), generator=gen, dtype=torch.float64, device=logq.device) * total
     return torch.searchsorted(cdf, u, right=True)
+
+
+def _without_first(lq: Any, rows: list[Row], active: list[int]) -> Any:
+    """``lq`` with each row's excluded first token (if it is still at its first token) masked out; ``sample``
+    renormalises, so the draw is the proposal without that token."""
+    hit = [(b, rows[i].exclude) for b, i in enumerate(active) if rows[i].exclude is not None and not rows[i].tokens]
+    if not hit:
+        return lq
+    out = lq.clone()
+    for b, e in hit:
+        out[b, e] = float("-inf")
+    return out
 
 
 class Engine:
@@ -281,7 +295,7 @@ class Engine:
                 tok_lq = torch.zeros_like(tok_lp)
             else:
                 lp, lq = dists(logits, temperature, self.top_k, self.top_p)
-                tok = sample(lq, gen)
+                tok = sample(_without_first(lq, rows, active), gen)
                 tok_lp, tok_lq = lp.gather(-1, tok), lq.gather(-1, tok)
             ents = (lp.exp() * lp).sum(dim=-1).neg_().clamp_(min=0.0).tolist()
             toks = tok.view(-1).tolist()

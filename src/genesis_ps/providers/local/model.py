@@ -148,6 +148,7 @@ class LocalModel:
             notes=notes,
             entropy="exact",
             lookahead=True,
+            exclude_first=True,
             call_tokens=8,  # measured on the embedded model: 32 tokens in chunks of 8 cost what one call does
         )
         self._prompts: dict[Prompt, tuple[int, ...]] = {}
@@ -222,13 +223,21 @@ class LocalModel:
         temperature: float,
         *,
         seed: int | None = None,
+        exclude_first: Sequence[int | None] | None = None,
     ) -> list[Segment]:
-        """Sample one continuation per prefix at ``temperature`` (> 0); exact log p and log q per token."""
+        """Sample one continuation per prefix at ``temperature`` (> 0); exact log p and log q per token. A
+        row's first token is never its ``exclude_first`` entry (``Capabilities.exclude_first``)."""
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
             math.isfinite(temperature) and temperature > 0
         ):
             raise ConfigError("temperature", f"must be a finite number > 0 for extend, got {temperature!r}")
         rows = self._rows(prompt, prefixes, max_new_tokens)
+        if exclude_first is not None:
+            if len(exclude_first) != len(rows):
+                raise ConfigError("exclude_first",
+                                  f"needs one entry per prefix ({len(rows)}), got {len(exclude_first)}")
+            for r, e in zip(rows, exclude_first, strict=True):
+                r.exclude = None if e is None else int(e)
         await asyncio.to_thread(self._run, self.encode_prompt(prompt), rows, float(temperature), seed)
         return [_segment(r) for r in rows]
 
