@@ -18,6 +18,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from genesis_ps import build_graph
 from genesis_ps.evaluators import CodeEvaluator, SandboxLimits
+from genesis_ps.evaluators.isolation import runtime
 from genesis_ps.sampling import Prompt
 from genesis_ps.settings import Settings
 from genesis_ps.testing import ScriptedModel
@@ -72,7 +73,10 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("layer", ["sica", "darwin"])
+_NO_BOUNDARY = pytest.mark.skipif(not runtime().boundary, reason=f"SE-Darwin runs code: {runtime().detail}")
+
+
+@pytest.mark.parametrize("layer", ["sica", pytest.param("darwin", marks=_NO_BOUNDARY)])
 async def test_a_killed_run_resumes_at_its_last_step(layer: str, tmp_path: Path) -> None:
     db = str(tmp_path / "ckpt.sqlite")
     script = tmp_path / "run.py"

@@ -91,7 +91,6 @@ def build_config(args: argparse.Namespace) -> tuple[CodeConfig, list[HumanEvalPr
         raise ConfigError("--timeout", f"must be in (0, 600] seconds, got {args.timeout}")
     ids = args.problems.split(",") if args.problems else None
     problems = select_problems(load_humaneval(args.data), ids=ids, limit=args.limit, shortest=args.order == "shortest")
-    check_sandbox(args.allow_weak_sandbox)
     params = SamplerParams(alpha=args.alpha, max_new_tokens=args.max_new_tokens, block_size=args.block_size,
                            n_mcmc=args.n_mcmc, n_particles=args.particles)  # fmt: skip
     subset = ("the problems given with --problems" if ids else
@@ -105,4 +104,5 @@ def build_config(args: argparse.Namespace) -> tuple[CodeConfig, list[HumanEvalPr
         allow_weak_sandbox=args.allow_weak_sandbox, out=args.out, progress=not args.json,
         command="genesis-ps " + " ".join(sys.argv[1:]), subset=subset,
     )  # fmt: skip
+    check_sandbox(args.allow_weak_sandbox)  # after every flag, so a bad flag is named first on any host
     return cfg, problems
