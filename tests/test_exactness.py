@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genesis_ps.bench.exactness import ExactnessConfig, run_exactness
+from genesis_ps.bench.exactness import EFFORT_METHODS, ExactnessConfig, run_exactness, tokens_to_target
 from genesis_ps.cli import main
+from genesis_ps.errors import ConfigError
 
 
 def test_rows_measure_tv_against_floor_and_low_temperature() -> None:
@@ -52,8 +53,6 @@ def test_command_prints_json_and_writes_reports(tmp_path: Path, capsys: pytest.C
 
 
 def test_large_alpha_and_effort_sections() -> None:
-    from genesis_ps.bench.exactness import tokens_to_target
-
     cfg = ExactnessConfig(samples=300, alphas=(2.0,), toys=("eos",), methods=("mh",), large_alphas=(16.0,),
                           effort_grid=(2, 8, 30))  # fmt: skip
     rows = [r for r in run_exactness(cfg, seed=0) if r["section"] == "large_alpha"]
@@ -65,6 +64,7 @@ def test_large_alpha_and_effort_sections() -> None:
     assert [e["method"] for e in effort] == ["mh_full", "mh", "mh_entropy", "mh_change", "mh_decision"]
     for e in effort:
         assert e["trace"] and (e["tokens_to_target"] is None or e["tokens_to_target"] == e["trace"][-1][2])
+        assert len(e["sweeps"]) == 1
     from genesis_ps.bench.exactness_report import markdown
 
     md = markdown({"rows": rows, "effort": effort, "command": "x", "machine": {}})
@@ -76,3 +76,19 @@ def test_command_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None
         main(["bench", "exactness", "--samples", "0"])
     assert main(["bench", "exactness", "--alpha", "-1", "--samples", "5", "--toy", "sharp", "--method", "imh"]) == 2
     assert "alpha" in capsys.readouterr().err
+
+
+def test_effort_repeats_report_the_median_of_their_sweeps() -> None:
+    cfg = ExactnessConfig(samples=300, alphas=(2.0,), toys=("eos",), effort_grid=(1, 4, 30), effort_repeats=3)
+    effort = tokens_to_target(cfg, np.random.default_rng(2))
+    assert len(effort) == len(EFFORT_METHODS)
+    for e in effort:
+        assert len(e["sweeps"]) == 3
+        reached = [s["tokens_per_sample"] for s in e["sweeps"] if s is not None]
+        if 2 * len(reached) > 3:
+            assert e["tokens_to_target"] == pytest.approx(float(np.median(reached)), abs=0.01)
+        else:
+            assert e["tokens_to_target"] is None
+    with pytest.raises(ConfigError) as err:
+        ExactnessConfig(effort_repeats=0)
+    assert err.value.param == "effort_repeats"

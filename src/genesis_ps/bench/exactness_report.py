@@ -32,6 +32,7 @@ def command_line(cfg: Any, args: argparse.Namespace) -> str:
         + [f"--method {m}" for m in (args.method or [])]
         + (["--no-large-alpha"] if args.no_large_alpha else [])
         + (["--no-effort"] if args.no_effort else [])
+        + ([f"--effort-repeats {cfg.effort_repeats}"] if cfg.effort_repeats != 1 else [])
     )  # fmt: skip
 
 
@@ -86,9 +87,7 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     effort = report.get("effort") or []
     if effort:
-        from genesis_ps.bench.exactness import EFFORT_METHODS
-
-        methods = [m for m in EFFORT_METHODS if any(e["method"] == m for e in effort)]
+        methods = list(dict.fromkeys(e["method"] for e in effort))  # the sweep's order, mh_full first
         base = methods[0]
         head = " | ".join(f"{m}: N_MCMC | {m}: tokens" + ("" if m == base else f" | {m}: saving") for m in methods)
         lines += [
@@ -96,7 +95,10 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"`saving`: fewer tokens to the target than `{base}`"
             + (" (uniform cuts, every proposal generated in full: the MH before early rejection)."
-               if base == "mh_full" else "."),
+               if base == "mh_full" else ".")
+            + (f" Each cell is the median of {len(effort[0].get('sweeps') or [1])} sweeps with fresh randomness "
+               "(every sweep's N_MCMC/tokens is in `exactness.json`, `sweeps`)."
+               if len(effort[0].get("sweeps") or [1]) > 1 else ""),
             "",
             f"| toy | alpha | target tv | {head} |",
             "|---|---|---|" + "---|" * sum(2 if m == base else 3 for m in methods),

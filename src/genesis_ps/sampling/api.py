@@ -144,7 +144,7 @@ def check_method_options(
     if p.change_at_cut and p.method == "mh" and not caps.exclude_first:
         raise ConfigError(
             "change_at_cut", f"{model.provider}/{model.model} cannot exclude a token from a draw (the local backend "
-            "and the toys can); use change_at_cut=False",
+            "and the toys can); use change_at_cut=0 (off)",
         )
     if p.selection == "consensus":
         if extract_answer is None:

@@ -110,7 +110,7 @@ def _check(model: TokenModel, params: SamplerParams, target: Target, n_chains: o
     if params.change_at_cut and not model.capabilities.exclude_first:
         raise ConfigError(
             "change_at_cut", f"{model.provider}/{model.model} cannot exclude a token from its first draw; use "
-            "change_at_cut=False",
+            "change_at_cut=0 (off)",
         )
     if params.cuts == "entropy" and model.capabilities.entropy == "none":
         raise ConfigError(
