@@ -91,6 +91,7 @@ async def test_a_cut_with_no_other_token_is_a_null_move_without_a_model_call() -
     # 40 steps x 200 chains, uniform cuts over 3 positions: a cut at 0 regenerates 3 tokens, at 1 two, and
     # at 2 (EOS, certain) none — (3 + 2 + 0)/3 per step, not (3 + 2 + 1)/3 (standard deviation ~80 tokens)
     assert abs(generated - (200 * 3 + 40 * 200 * 5 / 3)) < 500
+    assert run.early_rejected == 0  # a null move is not an early rejection
     assert run.steps == 40 * 200
 
 

@@ -92,3 +92,17 @@ def test_effort_repeats_report_the_median_of_their_sweeps() -> None:
     with pytest.raises(ConfigError) as err:
         ExactnessConfig(effort_repeats=0)
     assert err.value.param == "effort_repeats"
+
+
+def test_effort_repeats_flag_reaches_the_command_the_sweeps_and_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["bench", "exactness", "--json", "--samples", "100", "--toy", "eos", "--alpha", "2", "--method", "mh",
+               "--no-large-alpha", "--effort-repeats", "2", "--out", str(tmp_path), "--seed", "1"])  # fmt: skip
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "--effort-repeats 2" in report["command"]
+    assert report["effort"] and all(len(e["sweeps"]) == 2 for e in report["effort"])
+    assert "median of 2 sweeps" in (tmp_path / "exactness.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["bench", "exactness", "--effort-repeats", "0"])

@@ -56,7 +56,7 @@ from genesis_ps.sampling.tps import run_tps
 from genesis_ps.testing import exact
 from genesis_ps.testing.toys import TOYS, ToyLM
 
-__all__ = ["BENCH_METHODS", "ExactnessConfig", "draw", "register", "run_exactness", "tokens_to_target"]
+__all__ = ["BENCH_METHODS", "CHANGE_AT_CUT", "ExactnessConfig", "draw", "register", "run_exactness", "tokens_to_target"]
 
 BENCH_METHODS = ("mh_full", "mh", "mh_entropy", "mh_change", "mh_decision", "mh_adaptive", "mh_naive", "smc",
                  "smc_adaptive", "imh", "tps", "low_temp")  # fmt: skip
@@ -69,7 +69,8 @@ LARGE_ALPHA_METHODS = ("mh", "mh_cold", "smc", "smc_cold")
 EFFORT_METHODS = ("mh_full", "mh", "mh_entropy", "mh_change", "mh_decision")
 EFFORT_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48)
 CHANGE_AT_CUT = 0.5
-"""ρ of the ``mh_change`` and ``mh_decision`` rows."""
+"""ρ of decision-point MH's change at the cut in the benchmarks: the ``mh_change`` and ``mh_decision`` rows
+here, and ``bench speed``'s ``mh_decision`` row and time-to-log-likelihood search."""
 _MH_ABLATIONS = {"mh_naive": (False, False), "mh_no_length_term": (True, False), "mh_own_length": (False, True)}
 _PROMPT = Prompt.text("")
 
@@ -225,12 +226,10 @@ def tokens_to_target(cfg: ExactnessConfig, rng: np.random.Generator, log: Any = 
                 reached = [h for h in sweeps if h is not None]
                 enough = 2 * len(reached) > len(sweeps)
                 row = {"toy": name, "alpha": alpha, "method": method, "target_tv": round(goal, 4),
-                       "n_mcmc_to_target": float(np.median([h[0] for h in reached])) if enough else None,
-                       "tokens_to_target": round(float(np.median([h[1] for h in reached])), 2) if enough else None,
+                       "n_mcmc_to_target": _median([h[0] for h in reached]) if enough else None,
+                       "tokens_to_target": round(_median([h[1] for h in reached]), 2) if enough else None,
                        "sweeps": [None if h is None else {"n_mcmc": h[0], "tokens_per_sample": h[1]} for h in sweeps],
                        "trace": traces[0]}  # fmt: skip
-                if cfg.effort_repeats == 1 and enough:
-                    row["n_mcmc_to_target"] = int(reached[0][0])
                 out.append(row)
                 if log is not None:
                     log({**row, "section": "effort"})
@@ -238,6 +237,12 @@ def tokens_to_target(cfg: ExactnessConfig, rng: np.random.Generator, log: Any = 
 
 
 Hit = tuple[int, float]
+
+
+def _median(values: list[float]) -> float:
+    """The median, as an int when it is one (one sweep's N_MCMC stays an integer)."""
+    m = float(np.median(values))
+    return int(m) if m.is_integer() else m
 
 
 def _sweep(toy: ToyLM, method: str, alpha: float, t_max: int, goal: float, p_alpha: exact.Dist,

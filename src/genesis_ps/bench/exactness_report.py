@@ -89,6 +89,7 @@ def markdown(report: dict[str, Any]) -> str:
     if effort:
         methods = list(dict.fromkeys(e["method"] for e in effort))  # the sweep's order, mh_full first
         base = methods[0]
+        n_sweeps = len(effort[0].get("sweeps") or [None])
         head = " | ".join(f"{m}: N_MCMC | {m}: tokens" + ("" if m == base else f" | {m}: saving") for m in methods)
         lines += [
             "## Effort: tokens per sample to reach the target TV (N_MCMC swept)",
@@ -96,9 +97,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"`saving`: fewer tokens to the target than `{base}`"
             + (" (uniform cuts, every proposal generated in full: the MH before early rejection)."
                if base == "mh_full" else ".")
-            + (f" Each cell is the median of {len(effort[0].get('sweeps') or [1])} sweeps with fresh randomness "
-               "(every sweep's N_MCMC/tokens is in `exactness.json`, `sweeps`)."
-               if len(effort[0].get("sweeps") or [1]) > 1 else ""),
+            + (f" Each cell is the median of {n_sweeps} sweeps with fresh randomness (every sweep's N_MCMC/tokens "
+               "is in `exactness.json`, `sweeps`)." if n_sweeps > 1 else ""),
             "",
             f"| toy | alpha | target tv | {head} |",
             "|---|---|---|" + "---|" * sum(2 if m == base else 3 for m in methods),

@@ -36,15 +36,14 @@ import statistics
 import time
 from typing import Any
 
+from genesis_ps.bench.exactness import CHANGE_AT_CUT
 from genesis_ps.bench.stats import paired_compare
 
-__all__ = ["LOGLIK_PROMPTS", "TRIES", "power_rows", "time_to_loglik"]
+__all__ = ["CHANGE_AT_CUT", "LOGLIK_PROMPTS", "TRIES", "power_rows", "time_to_loglik"]
 
 TRIES = (1, 2, 4, 8)
 """Tries per cut that the time-to-log-likelihood search runs at each N_MCMC, in this order (one try with the
 change at the cut, ``CHANGE_AT_CUT``; more tries without it)."""
-CHANGE_AT_CUT = 0.5
-"""ρ of decision-point MH's change at the cut in this benchmark (as in ``bench exactness``)."""
 
 LOGLIK_PROMPTS = (
     "Write a short story about a lighthouse keeper.", "Explain why the sky is blue.",

@@ -134,8 +134,8 @@ class _RecordingModel:
         self.provider, self.model, self.capabilities = inner.provider, inner.model, inner.capabilities
 
     async def extend(self, prompt: Prompt, prefixes: Sequence[Sequence[int]], max_new_tokens: Any,
-                     temperature: float, *, seed: int | None = None, **kw: Any) -> list[Segment]:  # fmt: skip
-        segs = await self._inner.extend(prompt, prefixes, max_new_tokens, temperature, seed=seed, **kw)
+                     temperature: float, *, seed: int | None = None) -> list[Segment]:  # fmt: skip
+        segs = await self._inner.extend(prompt, prefixes, max_new_tokens, temperature, seed=seed)
         self._rec.on_extend(prefixes, segs)
         return list(segs)
 

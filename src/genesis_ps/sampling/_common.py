@@ -143,19 +143,19 @@ class Meter:
                                 stop_entropy=stop_entropy, top_n=top_n, seed=s)
                 for (a, b), s in zip(chunks, seeds, strict=True)
             ]  # fmt: skip
-        elif exclude_first is not None and any(e is not None for e in exclude_first):
-            if not self.model.capabilities.exclude_first:
+        else:
+            excluding = exclude_first is not None and any(e is not None for e in exclude_first)
+            if excluding and not self.model.capabilities.exclude_first:
                 raise CapabilityError(f"{self.model.provider}/{self.model.model} cannot exclude a first token")
+
+            def kw(a: int, b: int) -> dict[str, Any]:  # only models that take the keyword ever see it
+                return {"exclude_first": list(exclude_first[a:b])} if excluding and exclude_first else {}
+
             calls = [
                 self.model.extend(self.prompt, list(prefixes[a:b]), [int(m) for m in max_new[a:b]], temperature,
-                                  seed=s, exclude_first=list(exclude_first[a:b]))  # type: ignore[call-arg]
+                                  seed=s, **kw(a, b))
                 for (a, b), s in zip(chunks, seeds, strict=True)
             ]  # fmt: skip
-        else:
-            calls = [
-                self.model.extend(self.prompt, list(prefixes[a:b]), [int(m) for m in max_new[a:b]], temperature, seed=s)
-                for (a, b), s in zip(chunks, seeds, strict=True)
-            ]
         self.requests += len(calls)
         parts = await asyncio.gather(*calls) if len(calls) > 1 else [await calls[0]]
         segs = [s for part in parts for s in part]
