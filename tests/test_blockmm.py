@@ -61,6 +61,22 @@ def test_products_match_fp32(reader: object, rows: int, threads: int) -> None:
 
 
 @needs_kernel
+@pytest.mark.parametrize("n", [1, 2, 63, 64, 65, 577])
+def test_eight_rows_by_column_pairs_cover_every_column_count(reader: object, n: int) -> None:
+    """Eight rows go two output columns at a time; an odd column count ends on the one-column loop."""
+    t = tensor(reader, "token_embd.weight")
+    k = int(t.shape[0])  # type: ignore[attr-defined]
+    bm = blockmm.BlockMatrix(torch.from_numpy(t.data[:n].copy()), t.tensor_type.name, k)  # type: ignore[attr-defined]
+    x = torch.randn(8, k, generator=torch.Generator().manual_seed(n))
+    want = x @ bm.dequantize().T
+    for threads in (1, 2):
+        got = bm(x, threads)
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4), (got - want).abs().max()
+        for r in range(8):  # each row's sums run in one order whatever the batch holds beside it
+            assert torch.equal(bm(torch.cat([x[r : r + 1], x[:7]]), threads)[0], got[r])
+
+
+@needs_kernel
 def test_concurrent_callers_get_their_own_results(reader: object) -> None:
     t = tensor(reader, "blk.5.ffn_up.weight")
     bm = blockmm.BlockMatrix(torch.from_numpy(t.data.copy()), t.tensor_type.name, 576)

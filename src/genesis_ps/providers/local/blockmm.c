@@ -8,16 +8,15 @@
  * which is exactly how the GGUF reader dequantises it in numpy: the weights used are bit for bit the
  * fp32 weights of the dequantised model, and only the order of the fp32 sums differs from a GEMM.
  *
- * Rows of W are split over a small pool of persistent pthreads, not OpenMP: the local backend runs its
- * work in a worker thread, and there OpenMP parallel regions were measured about twice as slow per decode
- * step as on the main thread. Idle workers spin briefly, then sleep on a condition variable.
+ * Output columns are split over the persistent threads of pool.c.
  *
- * Built by genesis_ps/providers/blockmm.py with: cc -O3 -mavx2 -mfma -mf16c -pthread -shared -fPIC.
+ * Built by genesis_ps/providers/local/blockmm.py with cowattn.c and pool.c:
+ *   cc -O3 -mavx2 -mfma -mf16c -pthread -shared -fPIC.
  */
 #include <immintrin.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
+
+#include "pool.h"
 
 #define MAX_ROWS 8
 
@@ -71,6 +70,39 @@ typedef struct {
     float *y;
 } job_t;
 
+/* Eight rows by two output columns (n, n + 1): the x loads are shared by both columns. The 16 accumulators,
+ * 8 dequantised weight vectors and 4 x vectors need the 32 vector registers of AVX-512VL (built with it
+ * where the CPU has it); each column's sums run in the same order as in the one-column loop below. */
+static void rows8_cols2(int kind, const uint8_t *row0, const uint8_t *row1, int64_t nb, int64_t bsize,
+                        const float *xs, int64_t ldx, float *ys, int64_t ldy, int64_t n) {
+    __m256 a0[MAX_ROWS], a1[MAX_ROWS];
+    for (int r = 0; r < MAX_ROWS; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256 w0[4], w1[4];
+        load_block(kind, row0 + b * bsize, w0);
+        load_block(kind, row1 + b * bsize, w1);
+        const float *xb = xs + b * 32;
+#pragma GCC unroll 8
+        for (int r = 0; r < MAX_ROWS; r++) {
+            const float *xr = xb + r * ldx;
+            const __m256 x0 = _mm256_loadu_ps(xr), x1 = _mm256_loadu_ps(xr + 8);
+            const __m256 x2 = _mm256_loadu_ps(xr + 16), x3 = _mm256_loadu_ps(xr + 24);
+            a0[r] = _mm256_fmadd_ps(w0[0], x0, a0[r]);
+            a1[r] = _mm256_fmadd_ps(w1[0], x0, a1[r]);
+            a0[r] = _mm256_fmadd_ps(w0[1], x1, a0[r]);
+            a1[r] = _mm256_fmadd_ps(w1[1], x1, a1[r]);
+            a0[r] = _mm256_fmadd_ps(w0[2], x2, a0[r]);
+            a1[r] = _mm256_fmadd_ps(w1[2], x2, a1[r]);
+            a0[r] = _mm256_fmadd_ps(w0[3], x3, a0[r]);
+            a1[r] = _mm256_fmadd_ps(w1[3], x3, a1[r]);
+        }
+    }
+    for (int r = 0; r < MAX_ROWS; r++) {
+        ys[r * ldy + n] = hsum(a0[r]);
+        ys[r * ldy + n + 1] = hsum(a1[r]);
+    }
+}
+
 /* Output columns [n_lo, n_hi) of the product. */
 static void run_rows(const job_t *j, int64_t n_lo, int64_t n_hi) {
     const int kind = j->kind;
@@ -83,7 +115,11 @@ static void run_rows(const job_t *j, int64_t n_lo, int64_t n_hi) {
         const int64_t mr = (M - m0) < MAX_ROWS ? (M - m0) : MAX_ROWS;
         const float *xs = j->x + m0 * ldx;
         float *ys = j->y + m0 * ldy;
-        for (int64_t n = n_lo; n < n_hi; n++) {
+        int64_t n = n_lo;
+        if (mr == MAX_ROWS)
+            for (; n + 1 < n_hi; n += 2)
+                rows8_cols2(kind, W + n * row_bytes, W + (n + 1) * row_bytes, nb, bsize, xs, ldx, ys, ldy, n);
+        for (; n < n_hi; n++) {
             const uint8_t *row = W + n * row_bytes;
             if (mr == 1) { /* four independent sums: one chain of fmas would be latency-bound */
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -120,79 +156,9 @@ static void run_rows(const job_t *j, int64_t n_lo, int64_t n_hi) {
     }
 }
 
-/* ---- the thread pool ---------------------------------------------------------------------------- */
-#define MAX_THREADS 64
-#define SPIN 20000
-
-static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER; /* one product at a time */
-static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
-static job_t cur_job;
-static int cur_parts;
-static atomic_long generation;
-static atomic_int finished;
-static int n_workers;
-static long start_gen[MAX_THREADS]; /* the generation current when each worker was created */
-
-static void run_part(int part) {
-    const int64_t N = cur_job.N;
-    run_rows(&cur_job, N * part / cur_parts, N * (part + 1) / cur_parts);
-}
-
-static void *worker(void *arg) {
-    const int id = (int)(intptr_t)arg; /* 1 .. n_workers; the caller runs part 0 */
-    long seen = start_gen[id];
-    for (;;) {
-        long g;
-        int spins = 0;
-        while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
-            if (++spins < SPIN) {
-                _mm_pause();
-                continue;
-            }
-            pthread_mutex_lock(&wake_mu);
-            while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen)
-                pthread_cond_wait(&wake_cv, &wake_mu);
-            pthread_mutex_unlock(&wake_mu);
-            break;
-        }
-        seen = g;
-        if (id < cur_parts) run_part(id);
-        atomic_fetch_add_explicit(&finished, 1, memory_order_release);
-    }
-    return NULL;
-}
-
-/* A forked child has none of the parent's workers: start its pool afresh. */
-static void after_fork_in_child(void) {
-    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
-    call_mu = m;
-    wake_mu = m;
-    wake_cv = c;
-    n_workers = 0;
-}
-
-static void grow_pool(int want) {
-    static int registered = 0;
-    if (!registered) {
-        pthread_atfork(NULL, NULL, after_fork_in_child);
-        registered = 1;
-    }
-    while (n_workers < want && n_workers < MAX_THREADS - 1) {
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        /* a new worker must not mistake the current generation for new work */
-        start_gen[n_workers + 1] = atomic_load_explicit(&generation, memory_order_acquire);
-        if (pthread_create(&t, &attr, worker, (void *)(intptr_t)(n_workers + 1)) != 0) {
-            pthread_attr_destroy(&attr);
-            break;
-        }
-        pthread_attr_destroy(&attr);
-        n_workers++;
-    }
+static void product_part(const void *ctx, int part, int parts) {
+    const job_t *j = ctx;
+    run_rows(j, j->N * part / parts, j->N * (part + 1) / parts);
 }
 
 /* kind: 0 = Q4_1, 1 = Q8_0. x: M x K (row stride ldx), y: M x N (row stride ldy). Returns 0 on success. */
@@ -200,24 +166,7 @@ int blockmm(int kind, const uint8_t *W, int64_t N, int64_t K, const float *x, in
             int64_t ldy, int threads) {
     if (K % 32 != 0 || M < 1 || (kind != 0 && kind != 1)) return 1;
     job_t job = {kind, W, N, K, M, ldx, ldy, x, y};
-    if (threads <= 1 || N < 64) {
-        run_rows(&job, 0, N);
-        return 0;
-    }
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    pthread_mutex_lock(&call_mu);
-    grow_pool(threads - 1);
-    const int parts = n_workers + 1 < threads ? n_workers + 1 : threads;
-    cur_job = job;
-    cur_parts = parts;
-    atomic_store_explicit(&finished, 0, memory_order_relaxed);
-    pthread_mutex_lock(&wake_mu);
-    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
-    pthread_cond_broadcast(&wake_cv);
-    pthread_mutex_unlock(&wake_mu);
-    run_part(0);
-    while (atomic_load_explicit(&finished, memory_order_acquire) < n_workers) _mm_pause();
-    pthread_mutex_unlock(&call_mu);
+    pool_run(product_part, &job, N < 64 ? 1 : threads);
     return 0;
 }
 

@@ -9,8 +9,10 @@ log-probabilities stay those of the model. :func:`match_gguf` proves that per ma
 block matrix and keeps it only when it equals the model's fp32 weight exactly (``torch.equal``), after a
 row permutation if the loader reordered rows (transformers does, for Llama's q/k projections).
 
-The C kernel is compiled once with the system C compiler (``$CC`` or ``cc``) into the cache directory
-(``$GENESIS_PS_CACHE_DIR`` or ``~/.cache/genesis_ps``) and loaded with ctypes. Without a compiler, on a CPU
+The C kernels (``blockmm.c``, and ``cowattn.c``: decode attention over copy-on-write KV, used by
+:class:`~genesis_ps.providers.local.cow.SharedKV`) are compiled once with the system C compiler (``$CC`` or
+``cc``) into one library in the cache directory (``$GENESIS_PS_CACHE_DIR`` or ``~/.cache/genesis_ps``) and
+loaded with ctypes. Without a compiler, on a CPU
 lacking AVX2/FMA/F16C, or off x86-64 Linux, :func:`library` returns None (the reason is in
 :func:`unavailable_reason`) and the fp32 path is used — nothing else changes.
 """
@@ -32,7 +34,8 @@ from genesis_ps.providers.local.paths import cache_dir
 
 __all__ = ["BlockMatrix", "library", "match_gguf", "status", "unavailable_reason"]
 
-_SOURCE = Path(__file__).with_name("blockmm.c")
+_SOURCES = tuple(Path(__file__).with_name(n) for n in ("blockmm.c", "cowattn.c", "pool.c"))
+_HEADERS = (Path(__file__).with_name("pool.h"),)
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-pthread", "-shared", "-fPIC"]
 KINDS = {"Q4_1": (0, 20), "Q8_0": (1, 34)}
 """Supported GGUF block types: (kernel code, bytes per block of 32 weights)."""
@@ -41,20 +44,34 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {}
 
 
-def _cpu_ok() -> str | None:
+def _cpu_flags() -> set[str] | str:
+    """The CPU's feature flags, or why they cannot be read."""
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         return f"block kernels need x86-64 Linux, this is {platform.system()} {platform.machine()}"
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError as e:
         return f"cannot read /proc/cpuinfo: {e}"
-    flags: set[str] = set()
     for line in text.splitlines():
         if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _cpu_ok() -> str | None:
+    flags = _cpu_flags()
+    if isinstance(flags, str):
+        return flags
     missing = [f for f in ("avx2", "fma", "f16c") if f not in flags]
     return f"the CPU lacks {', '.join(missing)}" if missing else None
+
+
+def _flags() -> list[str]:
+    """Compiler flags: AVX2/FMA/F16C, plus AVX-512F/VL where the CPU has them (32 vector registers for the
+    eight-row kernel; part of the library's name, so a cache shared with another CPU builds its own)."""
+    cpu = _cpu_flags()
+    wide = not isinstance(cpu, str) and {"avx512f", "avx512vl"} <= cpu
+    return [*_FLAGS[:4], *(["-mavx512f", "-mavx512vl"] if wide else []), *_FLAGS[4:]]
 
 
 def _compiler() -> str | None:
@@ -66,7 +83,8 @@ def _turned_off() -> bool:
 
 
 def _target() -> Path:
-    digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:16]
+    text = b"".join(p.read_bytes() for p in (*_SOURCES, *_HEADERS)) + " ".join(_flags()).encode()
+    digest = hashlib.sha256(text).hexdigest()[:16]
     return cache_dir() / "kernels" / f"blockmm-{digest}.so"
 
 
@@ -79,15 +97,15 @@ def _compile(target: Path) -> str | None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        r = subprocess.run([cc, *_FLAGS, "-o", tmp, str(_SOURCE)], capture_output=True, text=True, timeout=120,
-                           check=False)
+        r = subprocess.run([cc, *_flags(), "-o", tmp, *map(str, _SOURCES), "-lm"], capture_output=True, text=True,
+                           timeout=120, check=False)  # fmt: skip
         if r.returncode == 0:
             os.replace(tmp, target)
             return None
         err = (r.stderr or r.stdout).strip()[-300:]
-        return f"compiling {_SOURCE.name} with {cc} failed: {err}"
+        return f"compiling the kernels with {cc} failed: {err}"
     except (OSError, subprocess.SubprocessError) as e:
-        return f"compiling {_SOURCE.name} failed: {e}"
+        return f"compiling the kernels failed: {e}"
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -114,6 +132,8 @@ def library() -> Any:
                     i64, ptr = ctypes.c_int64, ctypes.c_void_p
                     lib.blockmm.argtypes = [ctypes.c_int, ptr, i64, i64, ptr, i64, i64, ptr, i64, ctypes.c_int]
                     lib.dequantize.argtypes = [ctypes.c_int, ptr, i64, i64, ptr]
+                    lib.cow_attend.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, i64, i64, ptr, ptr, ptr, ptr,
+                                               i64, i64, ctypes.c_float, ptr, ctypes.c_int]  # fmt: skip
                     _state["lib"] = lib
                 except OSError as e:
                     why = f"cannot load {target}: {e}"

@@ -13,7 +13,11 @@ row attends causally to its own tail, and the two softmaxes are merged by their 
     o = (e^{ℓ_p}·o_p + e^{ℓ_t}·o_t) / (e^{ℓ_p} + e^{ℓ_t}),
 
 which is the softmax over the concatenated keys. Only the order of fp32 sums differs from one softmax.
-Imports torch lazily, like the rest of the local wing.
+A decode step (one query per row, fp32 on CPU) runs instead in one call of the C kernel ``cowattn.c``
+(built with the block kernels, :mod:`~genesis_ps.providers.local.blockmm`), which takes the softmax over
+prefix and tail at once: the ~20 small tensor ops of the batched path cost more than the products
+themselves. Without the kernels the batched path serves every step. Imports torch lazily, like the rest of
+the local wing.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from genesis_ps.providers.local.blockmm import library
 from genesis_ps.providers.local.cache import KV
 
 __all__ = ["SharedKV", "group_rows"]
@@ -71,6 +76,8 @@ class SharedKV:
                        for _ in range(n_layers)]  # fmt: skip
         self.tail_v = [torch.zeros_like(t) for t in self.tail_k]
         self.n = 0
+        self.kernel = library() if dtype == torch.float32 and torch.device(device).type == "cpu" else None
+        """The C kernels when decode steps use ``cow_attend`` (None: the batched torch path)."""
         self._pack()
 
     def _pack(self) -> None:
@@ -91,6 +98,8 @@ class SharedKV:
         self.slots, self.inv, self.m = slots.to(dev), inv.to(dev), m
         self.gsel = torch.tensor(self.groups, dtype=torch.long, device=dev)
         self.all_groups = self.groups == list(range(len(self.prefix_len)))
+        self.group_t = torch.tensor(self.group_of, dtype=torch.int64)
+        self.plen_t = torch.tensor(self.prefix_len, dtype=torch.int64)
 
     @property
     def nbytes(self) -> int:
@@ -100,9 +109,10 @@ class SharedKV:
     def get_seq_length(self) -> int:
         return self.n
 
-    def attend(self, li: int, q: Any, k: Any, v: Any, scale: float) -> Any:
+    def attend(self, li: int, q: Any, k: Any, v: Any, scale: float, threads: int = 1) -> Any:
         """Append ``k``/``v`` (``(b, kv_heads, s, d)``) to the tails of layer ``li`` and return the
-        attention output ``(b, heads, s, d)`` of queries ``q`` over prefix + tail (causal in the tail)."""
+        attention output ``(b, heads, s, d)`` of queries ``q`` over prefix + tail (causal in the tail);
+        ``threads``: the C kernel's, for a decode step."""
         torch = self.torch
         b, h, s, d = q.shape
         kvh = k.shape[1]
@@ -114,6 +124,8 @@ class SharedKV:
         self.tail_v[li][:, :, start:lt].copy_(v)
         if li == len(self.tail_k) - 1:
             self.n = lt
+        if s == 1 and self.kernel is not None:
+            return self._attend_kernel(li, q, lt, scale, threads)
         qr = q.reshape(b, kvh, rep, s, d)
         # prefix part: each group's rows in one product against the group's prefix
         g, m = self.slots.shape
@@ -140,6 +152,21 @@ class SharedKV:
         lse = torch.logaddexp(lse_p, lse_t)
         o = op * torch.exp(lse_p - lse) + ot * torch.exp(lse_t - lse)
         return o.view(b, h, s, d)
+
+    def _attend_kernel(self, li: int, q: Any, lt: int, scale: float, threads: int) -> Any:
+        """One decode step of layer ``li`` by ``cow_attend`` (see ``cowattn.c``)."""
+        b, h, _, d = q.shape
+        q = q.contiguous()
+        out = self.torch.empty_like(q)
+        pk, pv, tk, tv = self.prefix_k[li], self.prefix_v[li], self.tail_k[li], self.tail_v[li]
+        rc = self.kernel.cow_attend(
+            q.data_ptr(), b, h, tk.shape[1], d, pk.data_ptr(), pv.data_ptr(), pk.shape[0], pk.shape[2],
+            self.plen_t.data_ptr(), self.group_t.data_ptr(), tk.data_ptr(), tv.data_ptr(), tk.shape[2], lt, scale,
+            out.data_ptr(), threads,
+        )
+        if rc != 0:  # pragma: no cover - shapes are the cache's own
+            raise RuntimeError(f"cow_attend failed with code {rc}")
+        return out
 
     def _grow(self, need: int) -> None:
         for li in range(len(self.tail_k)):

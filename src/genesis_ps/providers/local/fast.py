@@ -135,7 +135,7 @@ class FastLlama:
             q = q * cos + torch.cat((-q[..., half:], q[..., :half]), dim=-1) * sin
             k = k * cos + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * sin
             if shared:
-                o = cache.attend(li, q, k, v, self.scale)
+                o = cache.attend(li, q, k, v, self.scale, self.threads or 1)
             else:
                 k, v = cache.layers[li].update(k, v)
                 o = F.scaled_dot_product_attention(

@@ -1,0 +1,111 @@
+/* Decode-time attention over copy-on-write KV (genesis_ps/providers/local/cow.py, SharedKV).
+ *
+ * One query position per row. Row b belongs to group g = group_of[b]; its keys are the group's prefix
+ * (the last plen[g] of P left-padded positions of pk/pv, shared by the group's rows) followed by the row's
+ * own tail (the first lt of cap positions of tk/tv). Query head h reads kv head h / (H / KVH). For each
+ * (b, h):  out = sum_j softmax_j(scale * q . k_j) v_j  over prefix then tail keys, in fp32, the softmax
+ * taken once over both parts (max first, then exp and sum). Only the order of fp32 sums differs from the
+ * batched torch path it replaces: the same products, one call per layer instead of about twenty tensor ops.
+ *
+ * Layouts (all contiguous fp32): q (B, H, D); pk, pv (G, KVH, P, D); tk, tv (B, KVH, cap, D); out (B, H, D).
+ * The (row, kv head) pairs are split over the threads of pool.c. Built with blockmm.c and pool.c by
+ * genesis_ps/providers/local/blockmm.py.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "pool.h"
+
+static inline float dot(const float *a, const float *b, int64_t d) {
+    int64_t i = 0;
+    float s = 0.0f;
+    if ((d & 15) == 0) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        for (; i < d; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), a1);
+        }
+        __m256 v = _mm256_add_ps(a0, a1);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        return _mm_cvtss_f32(h);
+    }
+    for (; i < d; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline void axpy(float *y, float a, const float *x, int64_t d) {
+    for (int64_t i = 0; i < d; i++) y[i] += a * x[i];
+}
+
+typedef struct {
+    const float *q, *pk, *pv, *tk, *tv;
+    const int64_t *plen, *group_of;
+    int64_t B, H, KVH, D, P, cap, lt;
+    float scale;
+    float *out;
+    atomic_int failed;
+} attn_t;
+
+/* The (row, kv head) pairs [lo, hi). */
+static void attend_pairs(attn_t *a, int64_t lo, int64_t hi) {
+    const int64_t H = a->H, KVH = a->KVH, D = a->D, P = a->P, cap = a->cap, lt = a->lt;
+    const int64_t rep = H / KVH, width = P + lt;
+    float *s = malloc(sizeof(float) * (size_t)(rep * width));
+    if (s == NULL) {
+        atomic_store(&a->failed, 1);
+        return;
+    }
+    for (int64_t pair = lo; pair < hi; pair++) {
+        const int64_t b = pair / KVH, kv = pair % KVH;
+        const int64_t g = a->group_of[b], n = a->plen[g], m = n + lt;
+        const float *kp = a->pk + ((g * KVH + kv) * P + (P - n)) * D;
+        const float *vp = a->pv + ((g * KVH + kv) * P + (P - n)) * D;
+        const float *kt = a->tk + (b * KVH + kv) * cap * D, *vt = a->tv + (b * KVH + kv) * cap * D;
+        for (int64_t r = 0; r < rep; r++) {
+            const float *qh = a->q + (b * H + kv * rep + r) * D;
+            float *sr = s + r * width;
+            float top = -INFINITY;
+            for (int64_t j = 0; j < m; j++) {
+                const float v = dot(qh, j < n ? kp + j * D : kt + (j - n) * D, D) * a->scale;
+                sr[j] = v;
+                if (v > top) top = v;
+            }
+            float total = 0.0f;
+            for (int64_t j = 0; j < m; j++) {
+                sr[j] = expf(sr[j] - top);
+                total += sr[j];
+            }
+            float *o = a->out + (b * H + kv * rep + r) * D;
+            for (int64_t i = 0; i < D; i++) o[i] = 0.0f;
+            const float inv = 1.0f / total;
+            for (int64_t j = 0; j < m; j++) axpy(o, sr[j] * inv, j < n ? vp + j * D : vt + (j - n) * D, D);
+        }
+    }
+    free(s);
+}
+
+static void attend_part(const void *ctx, int part, int parts) {
+    attn_t *a = (attn_t *)ctx;
+    const int64_t pairs = a->B * a->KVH;
+    attend_pairs(a, pairs * part / parts, pairs * (part + 1) / parts);
+}
+
+/* Returns 0 on success, 1 on bad shapes, 2 when out of memory. */
+int cow_attend(const float *q, int64_t B, int64_t H, int64_t KVH, int64_t D, const float *pk, const float *pv,
+               int64_t G, int64_t P, const int64_t *plen, const int64_t *group_of, const float *tk,
+               const float *tv, int64_t cap, int64_t lt, float scale, float *out, int threads) {
+    if (B < 1 || KVH < 1 || H % KVH != 0 || D < 1 || lt < 1 || lt > cap || P < 0) return 1;
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t g = group_of[b];
+        if (g < 0 || g >= G || plen[g] < 0 || plen[g] > P) return 1;
+    }
+    attn_t a = {q, pk, pv, tk, tv, plen, group_of, B, H, KVH, D, P, cap, lt, scale, out, 0};
+    const int64_t pairs = B * KVH;
+    pool_run(attend_part, &a, pairs < threads ? (int)pairs : threads);
+    return atomic_load(&a.failed) ? 2 : 0;
+}
