@@ -109,3 +109,11 @@ def test_decision_point_mh_with_the_change_at_the_cut_runs_on_the_embedded_model
     r = asyncio.run(power_sample(model, PROMPT, p))
     assert r.extra["change_at_cut"] == 1.0 and r.proposals == 6 and r.tokens_returned > 0
     assert r.logp_sum == pytest.approx(sum(model.score(PROMPT, r.tokens)), abs=1e-2)
+
+
+def test_doctor_facts_for_the_local_wing_are_what_the_model_declares(model: LocalModel) -> None:
+    from genesis_ps.cli.doctor import PROVIDER_FACTS
+
+    for name in ("embedded", "local"):
+        for field in ("logprobs", "prefix_continuation", "entropy", "lookahead", "exclude_first"):
+            assert getattr(model.capabilities, field) == PROVIDER_FACTS[name][field], (name, field)

