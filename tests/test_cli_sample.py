@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -132,7 +133,7 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
     from genesis_ps.providers.local import blockmm
 
     argv = ["bench", "speed", "--json", "--max-new-tokens", "8", "--block-size", "4", "--n-mcmc", "1",
-            "--particles", "2", "--seed", "1", "--loglik-prompts", "2", "--loglik-tokens", "6"]
+            "--particles", "2", "--seed", "1", "--loglik-prompts", "2", "--loglik-tokens", "6", "--repeats", "2"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("single_s", "mh_s", "mh_reference_style_s", "smc_s", "decode_tok_s", "generate_tok_s", "tokens"):
@@ -161,6 +162,11 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
         assert diff["mean"] == pytest.approx(ll["mh_entropy_reached"]["mean_loglik"] - ll["mh_mean_loglik"])
     assert report["tokens"]["smc"] >= report["smc_tokens_returned"] > 0
     assert report["tokens"]["mh"] > 0 and report["tokens"]["single"] > 0
+    paired = report["paired_with_single"]  # the targeted ratios: medians of rounds paired with single-shot
+    assert len(paired["single_s"]) == 2 and set(paired["ratios"]) == {"smc", "smc_no_cow", "tps"}
+    for name, key in (("smc", "smc_vs_single"), ("smc_no_cow", "smc_no_cow_vs_single"), ("tps", "tps_vs_single")):
+        assert len(paired["ratios"][name]) == 2
+        assert report["ratios"][key] == pytest.approx(statistics.median(paired["ratios"][name]))
     blocks = report["settings"]["block_weight_matrices"]
     if blockmm.library() is not None:
         assert blocks == 211 and report["decode_fp32_weights_tok_s"] > 0

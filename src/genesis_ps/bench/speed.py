@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from genesis_ps.bench.speed_power import power_rows, time_to_loglik
+from genesis_ps.bench.speed_power import paired_ratios, power_rows, time_to_loglik
 from genesis_ps.bench.speed_reference import hf_generate, reference_mh
 from genesis_ps.sampling.params import check_int, check_positive, check_seed
 
@@ -46,7 +46,8 @@ class SpeedConfig:
     max_new_tokens: int = 128
     n_particles: int = 8
     repeats: int = 1
-    """Decode-rate measurements (ours and ``generate``, alternating); the median is reported."""
+    """Decode-rate measurements (ours and ``generate``, alternating), and rounds of single-shot paired with
+    SMC (with and without CoW) and TPS, whose ratios to single-shot have targets; medians are reported."""
     prompt: str = PROMPT
     num_threads: int | None = None
     loglik_prompts: int = 20
@@ -73,7 +74,8 @@ def register(bsub: Any) -> None:
     p.add_argument("--n-mcmc", type=int, default=SpeedConfig.n_mcmc)
     p.add_argument("--max-new-tokens", type=int, default=SpeedConfig.max_new_tokens)
     p.add_argument("--particles", type=int, default=SpeedConfig.n_particles)
-    p.add_argument("--repeats", type=int, default=SpeedConfig.repeats, help="decode-rate repeats (median)")
+    p.add_argument("--repeats", type=int, default=SpeedConfig.repeats,
+                   help="decode-rate repeats, and rounds pairing single-shot with SMC and TPS (medians)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--prompt", default=SpeedConfig.prompt)
     p.add_argument("--loglik-prompts", type=int, default=SpeedConfig.loglik_prompts,
@@ -174,7 +176,8 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     single = run(single_shot(model, prompt, max_new_tokens=T, temperature=tau, seed=seed))
     say(f"single-shot: {single.latency_s:.2f}s for {single.tokens_generated} tokens")
     rows = power_rows(model, prompt, cfg, seed, say)
-    mh, smc, tps = rows["mh"], rows["smc"], rows["tps"]
+    paired = paired_ratios(model, prompt, cfg, seed, say)
+    mh, smc = rows["mh"], rows["smc"]
     ref = reference_mh(model, prompt, alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc,
                        max_new_tokens=T, seed=seed)
     say(f"mh (reference style): {ref['seconds']:.2f}s, {ref['tokens_generated']} tokens generated")
@@ -209,6 +212,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
         "rows": {"single": {"wall_s": single.latency_s, "tokens_generated": single.tokens_generated,
                             "ms_per_token": 1000 * single_tok}, **rows},
         "loglik": loglik,
+        "paired_with_single": paired,
         "decode_tok_s": decode,
         "generate_tok_s": gen_rate,
         "decode_tok_s_runs": ours_rates,
@@ -224,11 +228,11 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
             "mh_speedup_vs_reference_style": ref["seconds"] / mh["wall_s"],
             "mh_speedup_vs_reference_style_per_token": ref_tok / mh_tok,
             "mh_per_token_vs_single": mh_tok / single_tok,
-            "smc_vs_single": smc["wall_s"] / single.latency_s,
-            "smc_no_cow_vs_single": no_cow["wall_s"] / single.latency_s,
+            "smc_vs_single": paired["median"]["smc"],
+            "smc_no_cow_vs_single": paired["median"]["smc_no_cow"],
             "smc_kv_peak_cow_vs_no_cow": (smc["kv_peak_bytes"] / no_cow["kv_peak_bytes"]
                                           if no_cow["kv_peak_bytes"] else None),
-            "tps_vs_single": tps["wall_s"] / single.latency_s,
+            "tps_vs_single": paired["median"]["tps"],
             "mh_early_vs_mh": rows["mh_early"]["wall_s"] / mh["wall_s"],
             "mh_entropy_vs_mh": rows["mh_entropy"]["wall_s"] / mh["wall_s"],
             "mh_decision_vs_mh": rows["mh_decision"]["wall_s"] / mh["wall_s"],
@@ -283,6 +287,11 @@ def _print_table(report: dict[str, Any]) -> None:
     how = f"from GGUF blocks ({blocks} matrices)" if blocks else "fp32 weights"
     print(f"decode: ours {report['decode_tok_s']:.1f} tok/s ({how}){fp32_msg}, "
           f"HF generate {report['generate_tok_s']:.1f} tok/s")
+    paired = report.get("paired_with_single")
+    if paired:
+        print(f"paired with single-shot, {len(paired['single_s'])} rounds (median): " + ", ".join(
+            f"{n} {paired['median'][n]:.2f}x ({', '.join(f'{v:.2f}' for v in vs)})"
+            for n, vs in paired["ratios"].items()))  # fmt: skip
     for k, v in report["ratios"].items():
         if v is not None:
             print(f"  {k:<42}{v:>8.2f}   target {report['targets'].get(k, '')}")

@@ -14,6 +14,9 @@ Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, le
 * ``smc`` — the upgraded SMC: copy-on-write KV sharing between particles after resampling (and
   ``smc_no_cow`` the same run without it), with the KV memory each held at peak.
 
+The ratios to single-shot of ``smc``, ``smc_no_cow`` and ``tps`` (the rows with targets) are medians over
+``repeats`` rounds that run single-shot and then each of them back to back (:func:`paired_ratios`).
+
 **Time to today's MH log-likelihood.** Over ``loglik_prompts`` prompts (same α and B, ``loglik_tokens``
 new tokens), today's MH gives a mean log-likelihood per token of the returned text; the same MH with early
 rejection is run once at the same N_MCMC (its wall time over today's is ``mh_early_time_ratio``: the same
@@ -39,7 +42,11 @@ from typing import Any
 from genesis_ps.bench.exactness import CHANGE_AT_CUT
 from genesis_ps.bench.stats import paired_compare
 
-__all__ = ["CHANGE_AT_CUT", "LOGLIK_PROMPTS", "TRIES", "power_rows", "time_to_loglik"]
+__all__ = ["CHANGE_AT_CUT", "LOGLIK_PROMPTS", "PAIRED", "TRIES", "paired_ratios", "power_rows", "time_to_loglik"]
+
+PAIRED = ("smc", "smc_no_cow", "tps")
+"""The rows whose ratio to single-shot has a target: measured in rounds paired with single-shot
+(:func:`paired_ratios`)."""
 
 TRIES = (1, 2, 4, 8)
 """Tries per cut that the time-to-log-likelihood search runs at each N_MCMC, in this order (one try with the
@@ -87,14 +94,14 @@ def _row(r: Any, model: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def power_rows(model: Any, prompt: Any, cfg: Any, seed: int, say: Any) -> dict[str, dict[str, Any]]:
-    """Every row of the module docstring, one after another on ``model``."""
+def _runs(cfg: Any, seed: int) -> dict[str, Any]:
+    """The sampler parameters of every row."""
     from genesis_ps.sampling.params import SamplerParams
 
     today = SamplerParams(method="mh", alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc,
                           max_new_tokens=cfg.max_new_tokens, seed=seed, proposal_temperature=1.0 / cfg.alpha)
     smc = today.with_(method="smc", n_particles=cfg.n_particles)
-    runs = {
+    return {
         "mh": today.with_(early_reject=False),
         "mh_early": today.with_(early_reject=True),
         "mh_entropy": today.with_(cuts="entropy"),
@@ -104,10 +111,14 @@ def power_rows(model: Any, prompt: Any, cfg: Any, seed: int, say: Any) -> dict[s
         "smc_no_cow": smc,
         "smc": smc,
     }
+
+
+def power_rows(model: Any, prompt: Any, cfg: Any, seed: int, say: Any) -> dict[str, dict[str, Any]]:
+    """Every row of the module docstring, one after another on ``model``."""
     out: dict[str, dict[str, Any]] = {}
     share = model._engine.share_kv
     try:
-        for name, p in runs.items():
+        for name, p in _runs(cfg, seed).items():
             model._engine.share_kv = name != "smc_no_cow"
             before = model._engine.shared_batches
             r = _sample(model, prompt, p)
@@ -118,6 +129,33 @@ def power_rows(model: Any, prompt: Any, cfg: Any, seed: int, say: Any) -> dict[s
     finally:
         model._engine.share_kv = share
     return out
+
+
+def paired_ratios(model: Any, prompt: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
+    """``cfg.repeats`` rounds of single-shot, then ``PAIRED``'s samplers, back to back with the same prompt
+    and seed: each run's wall time over its own round's single-shot. The machines this runs on are shared,
+    and their speed drifts over minutes; a ratio of two runs seconds apart drifts far less than one of runs
+    minutes apart, and the median over rounds damps one slow run."""
+    from genesis_ps.generation import single_shot
+
+    runs = _runs(cfg, seed)
+    singles: list[float] = []
+    ratios: dict[str, list[float]] = {name: [] for name in PAIRED}
+    share = model._engine.share_kv
+    try:
+        for _ in range(cfg.repeats):
+            _clear(model)
+            single = asyncio.run(single_shot(model, prompt, max_new_tokens=cfg.max_new_tokens,
+                                             temperature=1.0 / cfg.alpha, seed=seed)).latency_s  # fmt: skip
+            singles.append(single)
+            for name in PAIRED:
+                model._engine.share_kv = name != "smc_no_cow"
+                ratios[name].append(_sample(model, prompt, runs[name]).latency_s / single)
+            say("paired with single-shot (" + f"{single:.2f}s): "
+                + ", ".join(f"{n} {v[-1]:.2f}x" for n, v in ratios.items()))  # fmt: skip
+    finally:
+        model._engine.share_kv = share
+    return {"single_s": singles, "ratios": ratios, "median": {n: statistics.median(v) for n, v in ratios.items()}}
 
 
 def _mean_loglik(model: Any, params: Any, n_prompts: int, seed: int) -> tuple[float, float, list[float]]:
