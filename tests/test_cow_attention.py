@@ -18,11 +18,12 @@ needs_kernel = pytest.mark.skipif(blockmm.library() is None, reason=f"C kernels:
 HEADS, KV_HEADS, DIM, LAYERS = 6, 2, 32, 2
 
 
-def cache(lens: tuple[int, ...], group_of: list[int], seed: int, capacity: int = 2) -> tuple[SharedKV, list]:
+def cache(lens: tuple[int, ...], group_of: list[int], seed: int, capacity: int = 2,
+          dim: int = DIM) -> tuple[SharedKV, list]:  # fmt: skip
     g = torch.Generator().manual_seed(seed)
-    prefixes = [[(torch.randn(1, KV_HEADS, n, DIM, generator=g), torch.randn(1, KV_HEADS, n, DIM, generator=g))
+    prefixes = [[(torch.randn(1, KV_HEADS, n, dim, generator=g), torch.randn(1, KV_HEADS, n, dim, generator=g))
                  for _ in range(LAYERS)] if n else None for n in lens]  # fmt: skip
-    return SharedKV(group_of, prefixes, LAYERS, capacity, (KV_HEADS, DIM, torch.float32, "cpu")), prefixes
+    return SharedKV(group_of, prefixes, LAYERS, capacity, (KV_HEADS, dim, torch.float32, "cpu")), prefixes
 
 
 def reference(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float) -> torch.Tensor:
@@ -39,18 +40,19 @@ LAYOUTS = [((9, 4, 0), [0, 0, 1, 2, 1]), ((5,), [0, 0, 0]), ((0,), [0, 0]), ((3,
 @needs_kernel
 @pytest.mark.parametrize(("lens", "group_of"), LAYOUTS)
 @pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dim", [DIM, 64, 128, 40])  # 64 and 128 keep their sums in registers
 def test_kernel_equals_the_batched_path_and_one_softmax(lens: tuple[int, ...], group_of: list[int],
-                                                          threads: int) -> None:  # fmt: skip
-    fast, prefixes = cache(lens, group_of, seed=1)
-    slow, _ = cache(lens, group_of, seed=1)
+                                                          threads: int, dim: int) -> None:  # fmt: skip
+    fast, prefixes = cache(lens, group_of, seed=1, dim=dim)
+    slow, _ = cache(lens, group_of, seed=1, dim=dim)
     slow.kernel = None
     assert fast.kernel is not None
-    b, scale = len(group_of), 1 / math.sqrt(DIM)
+    b, scale = len(group_of), 1 / math.sqrt(dim)
     g = torch.Generator().manual_seed(2)
     tails: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(LAYERS)]
     for _ in range(5):  # five decode steps: the tails outgrow their capacity of 2
-        q = torch.randn(b, HEADS, 1, DIM, generator=g)
-        k, v = torch.randn(b, KV_HEADS, 1, DIM, generator=g), torch.randn(b, KV_HEADS, 1, DIM, generator=g)
+        q = torch.randn(b, HEADS, 1, dim, generator=g)
+        k, v = torch.randn(b, KV_HEADS, 1, dim, generator=g), torch.randn(b, KV_HEADS, 1, dim, generator=g)
         for li in range(LAYERS):
             got = fast.attend(li, q, k, v, scale, threads)
             assert torch.allclose(got, slow.attend(li, q, k, v, scale), atol=1e-5)

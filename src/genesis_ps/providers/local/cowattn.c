@@ -38,8 +38,34 @@ static inline float dot(const float *a, const float *b, int64_t d) {
     return s;
 }
 
-static inline void axpy(float *y, float a, const float *x, int64_t d) {
-    for (int64_t i = 0; i < d; i++) y[i] += a * x[i];
+/* o = sum_j w[j] * (row j of the prefix values, then of the tail values), summed over j in order. */
+static inline void weighted_sum(float *o, const float *w, const float *vp, int64_t n, const float *vt, int64_t m,
+                                int64_t d) {
+#define WSUM_FIXED(DIM)                                                                                             \
+    do {                                                                                                           \
+        __m256 acc[(DIM) / 8];                                                                                     \
+        for (int i = 0; i < (DIM) / 8; i++) acc[i] = _mm256_setzero_ps();                                          \
+        for (int64_t j = 0; j < m; j++) {                                                                          \
+            const float *v = j < n ? vp + j * (DIM) : vt + (j - n) * (DIM);                                        \
+            const __m256 a = _mm256_set1_ps(w[j]);                                                                 \
+            for (int i = 0; i < (DIM) / 8; i++) acc[i] = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + 8 * i), acc[i]);  \
+        }                                                                                                          \
+        for (int i = 0; i < (DIM) / 8; i++) _mm256_storeu_ps(o + 8 * i, acc[i]);                                   \
+    } while (0)
+    if (d == 64) { /* the accumulators stay in registers */
+        WSUM_FIXED(64);
+        return;
+    }
+    if (d == 128) {
+        WSUM_FIXED(128);
+        return;
+    }
+#undef WSUM_FIXED
+    for (int64_t i = 0; i < d; i++) o[i] = 0.0f;
+    for (int64_t j = 0; j < m; j++) {
+        const float *v = j < n ? vp + j * d : vt + (j - n) * d;
+        for (int64_t i = 0; i < d; i++) o[i] = fmaf(w[j], v[i], o[i]);
+    }
 }
 
 typedef struct {
@@ -80,10 +106,9 @@ static void attend_pairs(attn_t *a, int64_t lo, int64_t hi) {
                 sr[j] = expf(sr[j] - top);
                 total += sr[j];
             }
-            float *o = a->out + (b * H + kv * rep + r) * D;
-            for (int64_t i = 0; i < D; i++) o[i] = 0.0f;
             const float inv = 1.0f / total;
-            for (int64_t j = 0; j < m; j++) axpy(o, sr[j] * inv, j < n ? vp + j * D : vt + (j - n) * D, D);
+            for (int64_t j = 0; j < m; j++) sr[j] *= inv;
+            weighted_sum(a->out + (b * H + kv * rep + r) * D, sr, vp, n, vt, m, D);
         }
     }
     free(s);
