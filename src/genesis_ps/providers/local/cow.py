@@ -158,6 +158,7 @@ class SharedKV:
         b, h, _, d = q.shape
         q = q.contiguous()
         out = self.torch.empty_like(q)
+        assert self.kernel is not None
         pk, pv, tk, tv = self.prefix_k[li], self.prefix_v[li], self.tail_k[li], self.tail_v[li]
         rc = self.kernel.cow_attend(
             q.data_ptr(), b, h, tk.shape[1], d, pk.data_ptr(), pv.data_ptr(), pk.shape[0], pk.shape[2],
