@@ -150,7 +150,11 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
     assert report["rows"]["mh_decision"]["extra"]["change_at_cut"] == 0.5
     ll = report["loglik"]
     assert ll["prompts"] == 2 and ll["mh_entropy_trace"] and ll["mh_mean_loglik"] < 0
-    assert (ll["ratio"] is None) == (ll["mh_entropy_reached"] is None)
+    assert (ll["ratio"] is None) == (ll["mh_entropy_reached"] is None) == (ll["paired_wall_s"] is None)
+    if ll["paired_wall_s"] is not None:  # the reached configuration timed again beside today's MH
+        walls = ll["paired_wall_s"]
+        assert ll["ratio"] == pytest.approx(walls["mh_entropy"] / walls["mh"])
+        assert ll["search_ratio"] == pytest.approx(ll["mh_entropy_reached"]["wall_s"] / ll["mh_wall_s"])
     from genesis_ps.bench.speed_power import CHANGE_AT_CUT, TRIES
 
     searched = [(t["n_mcmc"], t["n_tries"], t["change_at_cut"]) for t in ll["mh_entropy_trace"]]

@@ -281,6 +281,10 @@ def _print_table(report: dict[str, Any]) -> None:
                  f"difference {hit['difference']['mean']:+.4f} [{hit['difference']['ci'][0]:+.4f}, "
                  f"{hit['difference']['ci'][1]:+.4f}]) in {hit['wall_s']:.1f}s"
                  if hit else "did not reach it"))
+        if ll.get("paired_wall_s"):
+            w = ll["paired_wall_s"]
+            print(f"  timed again side by side, prompt by prompt: today's MH {w['mh']:.1f}s, entropy-cut MH "
+                  f"{w['mh_entropy']:.1f}s (the search's own ratio: {ll['search_ratio']:.2f})")
     fp32 = report.get("decode_fp32_weights_tok_s")
     fp32_msg = f", ours on fp32 weights {fp32:.1f} tok/s" if fp32 else ""
     blocks = s.get("block_weight_matrices") or 0

@@ -23,7 +23,10 @@ rejection is run once at the same N_MCMC (its wall time over today's is ``mh_ear
 chain, so the same log-likelihood in distribution); decision-point MH (entropy cuts) is then run, in this
 fixed order of rising cost, at N_MCMC = 1 with the change at the cut (ρ = 0.5, one try), then without it
 at 2, 4 and 8 tries per cut, then the same at N_MCMC = 2, … up to 2·n_mcmc, until its mean reaches that;
-``mh_entropy_time_to_mh_loglik`` is its wall time there over today's MH's (None when none reached it). The
+``mh_entropy_time_to_mh_loglik`` is its wall time there over today's MH's (None when none reached it),
+both timed again side by side once it is found — today's MH and that configuration back to back on each
+prompt, with the search's seeds — because the host's speed drifts over the minutes a search takes (the
+search's own ratio is kept as ``search_ratio``). The
 tries of a cut are one batched call (multiple-try MH, exact; it cannot combine with the change at the cut,
 whose proposal depends on the current token): a batch of rows decodes in little more time per step than
 one row, so tries can buy acceptance for less wall time than sequential steps (the trace's wall times show
@@ -197,10 +200,33 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
             say(f"loglik: reached; mh_entropy − today's MH {diff.mean_diff:+.4f} [{diff.ci_low:+.4f}, "
                 f"{diff.ci_high:+.4f}] nats/token (paired, 95%)")
             break
+    timed = _paired_walls(model, base.with_(early_reject=False), _reached_params(base, reached), n, seed) if (
+        reached) else None  # fmt: skip
+    if timed is not None:
+        say(f"loglik: timed side by side, prompt by prompt: today's MH {timed[0]:.1f}s, mh_entropy {timed[1]:.1f}s")
     return {
         "prompts": n, "max_new_tokens": cfg.loglik_tokens, "mh_mean_loglik": goal, "mh_wall_s": mh_wall,
         "mh_per_prompt": mh_lls, "mh_early_mean_loglik": early_ll, "mh_early_wall_s": early_wall,
         "mh_early_per_prompt": early_lls, "mh_early_time_ratio": early_wall / mh_wall, "mh_entropy_trace": trace,
         "mh_entropy_reached": reached,
-        "ratio": (reached["wall_s"] / mh_wall) if reached else None, "seconds": time.perf_counter() - t0,
+        "search_ratio": (reached["wall_s"] / mh_wall) if reached else None,
+        "paired_wall_s": {"mh": timed[0], "mh_entropy": timed[1]} if timed else None,
+        "ratio": (timed[1] / timed[0]) if timed else None, "seconds": time.perf_counter() - t0,
     }
+
+
+def _reached_params(base: Any, reached: dict[str, Any]) -> Any:
+    return base.with_(cuts="entropy", n_mcmc=reached["n_mcmc"], n_tries=reached["n_tries"],
+                      change_at_cut=reached["change_at_cut"])  # fmt: skip
+
+
+def _paired_walls(model: Any, mh: Any, found: Any, n_prompts: int, seed: int) -> tuple[float, float]:
+    """Total wall times of today's MH and of the configuration found, run back to back on each prompt (the
+    same seeds as the search, so the same samples): the host's speed drifts over the minutes a search takes."""
+    from genesis_ps.sampling.protocol import Prompt
+
+    walls = [0.0, 0.0]
+    for i, text in enumerate(LOGLIK_PROMPTS[:n_prompts]):
+        for j, params in enumerate((mh, found)):
+            walls[j] += _sample(model, Prompt.user(text), params.with_(seed=seed + i)).latency_s
+    return walls[0], walls[1]
