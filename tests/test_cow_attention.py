@@ -109,3 +109,22 @@ def test_without_the_kernels_every_step_takes_the_batched_path(monkeypatch: pyte
     keys = torch.cat([prefixes[0][0][0][0], k[0]], dim=1)
     values = torch.cat([prefixes[0][0][1][0], v[0]], dim=1)
     assert torch.allclose(got[0, :, 0], reference(q[0, :, 0], keys, values, 0.3), atol=1e-5)
+
+
+@needs_kernel
+def test_a_step_the_kernel_refuses_is_computed_by_the_batched_path() -> None:
+    """``cow_attend`` returns non-zero when its scratch memory cannot be had: the step still gets its answer."""
+    kv, _ = cache((3,), [0, 0], seed=9)
+    ref, _ = cache((3,), [0, 0], seed=9)
+    ref.kernel = None
+
+    class Refusing:
+        def cow_attend(self, *args: object) -> int:
+            return 2
+
+    kv.kernel = Refusing()
+    g = torch.Generator().manual_seed(10)
+    q = torch.randn(2, HEADS, 1, DIM, generator=g)
+    k, v = torch.randn(2, KV_HEADS, 1, DIM, generator=g), torch.randn(2, KV_HEADS, 1, DIM, generator=g)
+    assert torch.equal(kv.attend(0, q, k, v, 0.3, 2), ref.attend(0, q, k, v, 0.3))
+    assert kv.n == ref.n == 0 and torch.equal(kv.tail_k[0][:, :, :1], k)  # appended once, not twice
