@@ -242,3 +242,19 @@ async def test_decoding_from_blocks_runs_torch_on_one_thread_and_restores_it(
     finally:
         torch.set_num_threads(before)
     assert seen and all(s == (1, 2) for s in seen)  # torch on one thread, the kernel on torch's count
+
+
+def test_avx512vl_is_built_in_only_where_the_cpu_has_it_and_names_its_own_library(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.setenv("GENESIS_PS_CACHE_DIR", str(tmp_path))
+    base = frozenset({"avx2", "fma", "f16c"})
+    monkeypatch.setattr(blockmm, "_cpu_flags", lambda: base)
+    narrow, narrow_lib = blockmm._flags(), blockmm._target()
+    assert "-mavx2" in narrow and "-mavx512vl" not in narrow
+    monkeypatch.setattr(blockmm, "_cpu_flags", lambda: base | {"avx512f"})  # F without VL: not enough
+    assert blockmm._flags() == narrow
+    monkeypatch.setattr(blockmm, "_cpu_flags", lambda: base | {"avx512f", "avx512vl"})
+    wide = blockmm._flags()
+    assert {"-mavx512f", "-mavx512vl"} <= set(wide) and set(narrow) <= set(wide)
+    assert blockmm._target() != narrow_lib  # a cache shared by two CPUs keeps one library for each

@@ -187,6 +187,7 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
     say(f"loglik: MH with early rejection (N_MCMC={cfg.n_mcmc}) {early_ll:.4f} in {early_wall:.1f}s")
     trace = []
     reached: dict[str, Any] | None = None
+    found = None
     for steps, tries in [(s, t) for s in range(1, 2 * cfg.n_mcmc + 1) for t in TRIES]:
         rho = CHANGE_AT_CUT if tries == 1 else 0.0
         p = base.with_(cuts="entropy", n_mcmc=steps, n_tries=tries, change_at_cut=rho)
@@ -199,9 +200,9 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
                        "per_prompt": lls, "difference": {"mean": diff.mean_diff, "ci": [diff.ci_low, diff.ci_high]}}
             say(f"loglik: reached; mh_entropy − today's MH {diff.mean_diff:+.4f} [{diff.ci_low:+.4f}, "
                 f"{diff.ci_high:+.4f}] nats/token (paired, 95%)")
+            found = p
             break
-    timed = _paired_walls(model, base.with_(early_reject=False), _reached_params(base, reached), n, seed) if (
-        reached) else None  # fmt: skip
+    timed = _paired_walls(model, base.with_(early_reject=False), found, n, seed) if found is not None else None
     if timed is not None:
         say(f"loglik: timed side by side, prompt by prompt: today's MH {timed[0]:.1f}s, mh_entropy {timed[1]:.1f}s")
     return {
@@ -213,11 +214,6 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
         "paired_wall_s": {"mh": timed[0], "mh_entropy": timed[1]} if timed else None,
         "ratio": (timed[1] / timed[0]) if timed else None, "seconds": time.perf_counter() - t0,
     }
-
-
-def _reached_params(base: Any, reached: dict[str, Any]) -> Any:
-    return base.with_(cuts="entropy", n_mcmc=reached["n_mcmc"], n_tries=reached["n_tries"],
-                      change_at_cut=reached["change_at_cut"])  # fmt: skip
 
 
 def _paired_walls(model: Any, mh: Any, found: Any, n_prompts: int, seed: int) -> tuple[float, float]:

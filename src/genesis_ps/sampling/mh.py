@@ -217,7 +217,6 @@ async def mh_chains(
                 draws = rng.random(len(active)) < rho
                 forced = {i for i, f in zip(active, draws.tolist(), strict=True) if f}
             moving = [i for i in active if i not in forced or -math.expm1(states[i].logq[cuts[i]]) > 1e-12]
-            exclude = [states[i].tokens[cuts[i]] if i in forced else None for i in moving]
             rows = [i for i in moving for _ in range(k_tries)]
             step_new = [(limit - cuts[i]) if stage_limit else (len(states[i]) - cuts[i]) for i in rows]
             if not meter.affordable(step_new):
@@ -240,7 +239,7 @@ async def mh_chains(
                 for i, y_full in zip(moving, props, strict=True):
                     tries_of[i] = None if y_full is None else [y_full]
             else:
-                ex_rows = [e for e in exclude for _ in range(k_tries)] if forced else None
+                ex_rows = [states[i].tokens[cuts[i]] if i in forced else None for i in rows] if forced else None
                 segs = await meter.extend([states[i].tokens[: cuts[i]] for i in rows], step_new, tau,
                                           exclude_first=ex_rows) if rows else []  # fmt: skip
                 us = rng.random(len(active))

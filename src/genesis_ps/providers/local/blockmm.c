@@ -11,7 +11,7 @@
  * Output columns are split over the persistent threads of pool.c.
  *
  * Built by genesis_ps/providers/local/blockmm.py with cowattn.c and pool.c:
- *   cc -O3 -mavx2 -mfma -mf16c -pthread -shared -fPIC.
+ *   cc -O3 -mavx2 -mfma -mf16c [-mavx512f -mavx512vl where the CPU has them] -pthread -shared -fPIC -lm.
  */
 #include <immintrin.h>
 #include <stdint.h>

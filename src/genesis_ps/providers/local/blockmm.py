@@ -14,12 +14,13 @@ The C kernels (``blockmm.c``, and ``cowattn.c``: decode attention over copy-on-w
 ``cc``) into one library in the cache directory (``$GENESIS_PS_CACHE_DIR`` or ``~/.cache/genesis_ps``) and
 loaded with ctypes. Without a compiler, on a CPU
 lacking AVX2/FMA/F16C, or off x86-64 Linux, :func:`library` returns None (the reason is in
-:func:`unavailable_reason`) and the fp32 path is used — nothing else changes.
+:func:`unavailable_reason`) and the fp32 weights and torch's attention are used — nothing else changes.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -36,7 +37,9 @@ __all__ = ["BlockMatrix", "library", "match_gguf", "status", "unavailable_reason
 
 _SOURCES = tuple(Path(__file__).with_name(n) for n in ("blockmm.c", "cowattn.c", "pool.c"))
 _HEADERS = (Path(__file__).with_name("pool.h"),)
-_FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-pthread", "-shared", "-fPIC"]
+_ISA_FLAGS = ["-mavx2", "-mfma", "-mf16c"]
+_WIDE_FLAGS = ["-mavx512f", "-mavx512vl"]
+"""Added where the CPU has AVX-512F and VL: 32 vector registers for the eight-row kernel."""
 KINDS = {"Q4_1": (0, 20), "Q8_0": (1, 34)}
 """Supported GGUF block types: (kernel code, bytes per block of 32 weights)."""
 
@@ -44,8 +47,9 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {}
 
 
-def _cpu_flags() -> set[str] | str:
-    """The CPU's feature flags, or why they cannot be read."""
+@functools.cache
+def _cpu_flags() -> frozenset[str] | str:
+    """The CPU's feature flags, or why they cannot be read (read once)."""
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         return f"block kernels need x86-64 Linux, this is {platform.system()} {platform.machine()}"
     try:
@@ -54,8 +58,8 @@ def _cpu_flags() -> set[str] | str:
         return f"cannot read /proc/cpuinfo: {e}"
     for line in text.splitlines():
         if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
 
 
 def _cpu_ok() -> str | None:
@@ -67,11 +71,11 @@ def _cpu_ok() -> str | None:
 
 
 def _flags() -> list[str]:
-    """Compiler flags: AVX2/FMA/F16C, plus AVX-512F/VL where the CPU has them (32 vector registers for the
-    eight-row kernel; part of the library's name, so a cache shared with another CPU builds its own)."""
+    """Compiler flags: AVX2/FMA/F16C, plus AVX-512F/VL where the CPU has them (part of the library's name, so
+    a cache shared with another CPU builds its own)."""
     cpu = _cpu_flags()
     wide = not isinstance(cpu, str) and {"avx512f", "avx512vl"} <= cpu
-    return [*_FLAGS[:4], *(["-mavx512f", "-mavx512vl"] if wide else []), *_FLAGS[4:]]
+    return ["-O3", *_ISA_FLAGS, *(_WIDE_FLAGS if wide else []), "-pthread", "-shared", "-fPIC"]
 
 
 def _compiler() -> str | None:
