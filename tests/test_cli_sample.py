@@ -147,7 +147,7 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
     for name, row in report["rows"].items():
         assert row["wall_s"] > 0 and row["tokens_generated"] > 0 and row["ms_per_token"] > 0, name
     assert report["rows"]["mh_entropy"]["extra"]["cuts"] == "entropy"
-    assert report["rows"]["mh_decision"]["extra"]["change_at_cut"] == 0.5
+    assert report["rows"]["mh_decision"]["extra"]["moves"] == "decision"
     ll = report["loglik"]
     assert ll["prompts"] == 2 and ll["mh_entropy_trace"] and ll["mh_mean_loglik"] < 0
     assert (ll["ratio"] is None) == (ll["mh_entropy_reached"] is None) == (ll["paired_wall_s"] is None)
@@ -155,10 +155,10 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
         walls = ll["paired_wall_s"]
         assert ll["ratio"] == pytest.approx(walls["mh_entropy"] / walls["mh"])
         assert ll["search_ratio"] == pytest.approx(ll["mh_entropy_reached"]["wall_s"] / ll["mh_wall_s"])
-    from genesis_ps.bench.speed_power import CHANGE_AT_CUT, TRIES
+    from genesis_ps.bench.speed_power import SEARCH
 
-    searched = [(t["n_mcmc"], t["n_tries"], t["change_at_cut"]) for t in ll["mh_entropy_trace"]]
-    want = [(s, t, CHANGE_AT_CUT if t == 1 else 0.0) for s in (1, 2) for t in TRIES]
+    searched = [(t["n_mcmc"], t["n_tries"], t["moves"]) for t in ll["mh_entropy_trace"]]
+    want = [(s, t, moves) for s in (1, 2) for moves, t in SEARCH]
     assert searched == want[: len(searched)]  # in order of rising cost
     if ll["mh_entropy_reached"] is not None:
         diff = ll["mh_entropy_reached"]["difference"]

@@ -12,9 +12,10 @@ import genesis_ps
 from genesis_ps.errors import ConfigError
 from genesis_ps.sampling import Prompt, SamplerParams, Target
 from genesis_ps.sampling._common import EMPTY, State
-from genesis_ps.sampling.cuts import cut_log_probs
+from genesis_ps.sampling.cuts import differ_bound
 from genesis_ps.sampling.early import early_reject_applies, reverse_cut_bound
 from genesis_ps.sampling.mh import mh_chains
+from genesis_ps.sampling.moves import cut_log_probs_of
 from genesis_ps.testing import exact
 from genesis_ps.testing.toys import eos_toy, random_toy, trap_toy
 
@@ -31,13 +32,17 @@ async def test_partial_weight_and_reverse_cut_bound_never_undershoot_the_complet
         y = EMPTY.grow(seg)
         for t in range(len(y)):
             final_w = alpha * math.fsum(y.logp[t:]) - math.fsum(y.logq[t:])
-            for entropy_cuts in (False, True):
-                final_cut = float(cut_log_probs(len(y), y.ent if entropy_cuts else None)[t])
+            final_differ = -math.log(-math.expm1(math.fsum(y.logq[t:]))) if math.fsum(y.logq[t:]) < 0 else math.inf
+            for rule in ("uniform", "entropy", "decision"):
+                final_cut = float(cut_log_probs_of(y, rule)[t])  # type: ignore[arg-type]
                 for m in range(t + 1, len(y) + 1):
                     part = State(y.tokens[:m], y.logp[:m], y.logq[:m], False, None, y.ent[:m])
                     w = alpha * math.fsum(part.logp[t:]) - math.fsum(part.logq[t:])
                     assert w + 1e-9 >= final_w
-                    assert reverse_cut_bound(part, t, entropy_cuts) + 1e-12 >= final_cut
+                    assert reverse_cut_bound(part, t, rule) + 1e-12 >= final_cut
+                    assert differ_bound(math.fsum(part.logq[t:])) + 1e-9 >= final_differ
+                    if rule != "decision":
+                        assert reverse_cut_bound(part, t, rule == "entropy") == reverse_cut_bound(part, t, rule)
 
 
 @pytest.mark.parametrize("make,alpha,cuts", [(eos_toy, 2.0, "uniform"), (random_toy, 4.0, "uniform"),

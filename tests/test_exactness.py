@@ -61,7 +61,7 @@ def test_large_alpha_and_effort_sections() -> None:
     assert by["mh_cold"]["tv"] > 0.8 and by["mh_cold"]["unmixed_fraction"] > 0.9  # τ = 1/16 cannot mix
     assert by["mh"]["tv"] < 0.1 and by["mh"]["unmixed_fraction"] < 0.5
     effort = tokens_to_target(cfg, np.random.default_rng(0))
-    assert [e["method"] for e in effort] == ["mh_full", "mh", "mh_entropy", "mh_change", "mh_decision"]
+    assert [e["method"] for e in effort] == ["mh_full", "mh", "mh_entropy", "mh_change", "mh_differ", "mh_decision"]
     for e in effort:
         assert e["trace"] and (e["tokens_to_target"] is None or e["tokens_to_target"] == e["trace"][-1][2])
         assert len(e["sweeps"]) == 1

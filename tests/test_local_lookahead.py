@@ -103,11 +103,14 @@ async def test_exclude_first_skips_the_token_and_reports_the_unrestricted_log_q(
         assert abs(s.logq[0] - want) < 1e-3
 
 
-def test_decision_point_mh_with_the_change_at_the_cut_runs_on_the_embedded_model(model: LocalModel) -> None:
+@pytest.mark.parametrize("moves,rho", [("plain", 1.0), ("decision", 0.0), ("differ", 0.0)])
+def test_decision_point_mh_moves_run_on_the_embedded_model(model: LocalModel, moves: str, rho: float) -> None:
     p = SamplerParams(method="mh", alpha=4.0, max_new_tokens=16, block_size=8, n_mcmc=3, cuts="entropy",
-                      change_at_cut=1.0, seed=0)  # fmt: skip
+                      change_at_cut=rho, moves=moves, early_reject=moves == "differ", seed=0)  # type: ignore[arg-type]  # fmt: skip
     r = asyncio.run(power_sample(model, PROMPT, p))
-    assert r.extra["change_at_cut"] == 1.0 and r.proposals == 6 and r.tokens_returned > 0
+    assert r.extra["change_at_cut"] == rho and r.extra["moves"] == moves
+    assert r.proposals == 6 and r.tokens_returned > 0
+    # the returned text's log p is what the model scores afresh (the kept and re-drawn pieces join exactly)
     assert r.logp_sum == pytest.approx(sum(model.score(PROMPT, r.tokens)), abs=1e-2)
 
 

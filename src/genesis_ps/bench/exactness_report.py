@@ -63,7 +63,10 @@ def markdown(report: dict[str, Any]) -> str:
         "only as N grows (an O(1/N) bias; see `--particles`). `tps` is an approximation by construction "
         "(token-level; every position a decision point, all candidates, the whole future as horizon here); "
         "`rollouts` is its R. `mh_change` redraws the token at each cut without the current one "
-        "(`change_at_cut`); `mh_decision` is decision-point MH: entropy-jump cuts with the change at the cut. "
+        "(`change_at_cut`); `mh_differ` proposes at each cut a suffix that differs from the current one, "
+        "generated from its first difference (`moves=\"differ\"`); `mh_decision` is decision-point MH: "
+        "entropy-jump cuts with `moves=\"decision\"` (differ moves, and at 30% of the steps the token before an "
+        "entropy jump redrawn without the current one). "
         "`mh_adaptive` stops a block's steps after 3 unchanged steps in a row (at most "
         "N_MCMC).",
         "",

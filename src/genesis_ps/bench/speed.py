@@ -276,8 +276,8 @@ def _print_table(report: dict[str, Any]) -> None:
         hit = ll["mh_entropy_reached"]
         print(f"mean log-lik/token over {ll['prompts']} prompts (T={ll['max_new_tokens']}): today's MH "
               f"{ll['mh_mean_loglik']:.4f} in {ll['mh_wall_s']:.1f}s; entropy-cut MH "
-              + (f"reached it at N_MCMC={hit['n_mcmc']}, {hit['n_tries']} tries, change at cut "
-                 f"{hit.get('change_at_cut', 0):g} ({hit['mean_loglik']:.4f}, paired "
+              + (f"reached it at N_MCMC={hit['n_mcmc']}, {hit['n_tries']} tries, {hit.get('moves', 'plain')} moves "
+                 f"({hit['mean_loglik']:.4f}, paired "
                  f"difference {hit['difference']['mean']:+.4f} [{hit['difference']['ci'][0]:+.4f}, "
                  f"{hit['difference']['ci'][1]:+.4f}]) in {hit['wall_s']:.1f}s"
                  if hit else "did not reach it"))

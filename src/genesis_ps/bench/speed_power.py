@@ -6,8 +6,9 @@ Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, le
 * ``mh_early`` — the same chain with exact early rejection (``early_reject=True``; see
   :mod:`genesis_ps.sampling.early`), which alone separates it from ``mh``;
 * ``mh_entropy`` — decision-point cuts, otherwise as ``mh``;
-* ``mh_decision`` — decision-point MH: entropy cuts with the token at the cut redrawn without the current
-  one at half the steps (``change_at_cut = 0.5``, exact; :mod:`genesis_ps.sampling.cuts`);
+* ``mh_decision`` — decision-point MH: entropy cuts with ``moves="decision"`` (every proposal differs from
+  the current state, generated from its first difference; some steps change the token before an entropy
+  jump; exact; :mod:`genesis_ps.sampling.cuts`);
 * ``mh_adaptive`` — uniform cuts, adaptive effort (every block but the last stops after ``patience``
   unchanged steps);
 * ``tps`` — token-level power sampling at its default settings;
@@ -21,14 +22,15 @@ The ratios to single-shot of ``smc``, ``smc_no_cow`` and ``tps`` (the rows with 
 new tokens), today's MH gives a mean log-likelihood per token of the returned text; the same MH with early
 rejection is run once at the same N_MCMC (its wall time over today's is ``mh_early_time_ratio``: the same
 chain, so the same log-likelihood in distribution); decision-point MH (entropy cuts) is then run, in this
-fixed order of rising cost, at N_MCMC = 1 with the change at the cut (ρ = 0.5, one try), then without it
-at 2, 4 and 8 tries per cut, then the same at N_MCMC = 2, … up to 2·n_mcmc, until its mean reaches that;
+fixed order of rising cost, at N_MCMC = 1 with decision moves and then differ moves (one try each), then
+with plain moves at 2, 4 and 8 tries per cut (``SEARCH``), then the same at N_MCMC = 2, … up to
+2·n_mcmc, until its mean reaches that;
 ``mh_entropy_time_to_mh_loglik`` is its wall time there over today's MH's (None when none reached it),
 both timed again side by side once it is found — today's MH and that configuration back to back on each
 prompt, with the search's seeds — because the host's speed drifts over the minutes a search takes (the
 search's own ratio is kept as ``search_ratio``). The
-tries of a cut are one batched call (multiple-try MH, exact; it cannot combine with the change at the cut,
-whose proposal depends on the current token): a batch of rows decodes in little more time per step than
+tries of a cut are one batched call (multiple-try MH, exact; it cannot combine with decision moves, whose
+proposal depends on the current suffix): a batch of rows decodes in little more time per step than
 one row, so tries can buy acceptance for less wall time than sequential steps (the trace's wall times show
 it). Each prompt's seed is the same for every configuration, and the reached configuration's per-prompt
 difference from today's MH comes with a paired bootstrap 95% interval (``difference``), which says what
@@ -42,18 +44,18 @@ import statistics
 import time
 from typing import Any
 
-from genesis_ps.bench.exactness import CHANGE_AT_CUT
 from genesis_ps.bench.stats import paired_compare
 
-__all__ = ["CHANGE_AT_CUT", "LOGLIK_PROMPTS", "PAIRED", "TRIES", "paired_ratios", "power_rows", "time_to_loglik"]
+__all__ = ["LOGLIK_PROMPTS", "PAIRED", "SEARCH", "paired_ratios", "power_rows", "time_to_loglik"]
 
 PAIRED = ("smc", "smc_no_cow", "tps")
 """The rows whose ratio to single-shot has a target: measured in rounds paired with single-shot
 (:func:`paired_ratios`)."""
 
-TRIES = (1, 2, 4, 8)
-"""Tries per cut that the time-to-log-likelihood search runs at each N_MCMC, in this order (one try with the
-change at the cut, ``CHANGE_AT_CUT``; more tries without it)."""
+SEARCH = (("decision", 1), ("differ", 1), ("plain", 2), ("plain", 4), ("plain", 8))
+"""(moves, tries per cut) that the time-to-log-likelihood search runs at each N_MCMC, in this order: one try
+with decision moves, one with differ moves, then plain moves with 2, 4 and 8 tries (multiple tries need a
+proposal that does not depend on the current suffix). Every configuration cuts at entropy jumps."""
 
 LOGLIK_PROMPTS = (
     "Write a short story about a lighthouse keeper.", "Explain why the sky is blue.",
@@ -93,7 +95,7 @@ def _row(r: Any, model: Any) -> dict[str, Any]:
         "extra": {k: v for k, v in r.extra.items() if k in (
             "cuts", "mh_steps", "decision_points", "rollout_calls", "resampler", "proposal_temperature",
             "candidates", "rollouts", "horizon", "decision_entropy", "first_token_changes", "mixing_warning",
-            "early_rejected", "change_at_cut")},
+            "early_rejected", "change_at_cut", "moves")},
     }  # fmt: skip
 
 
@@ -108,7 +110,7 @@ def _runs(cfg: Any, seed: int) -> dict[str, Any]:
         "mh": today.with_(early_reject=False),
         "mh_early": today.with_(early_reject=True),
         "mh_entropy": today.with_(cuts="entropy"),
-        "mh_decision": today.with_(cuts="entropy", change_at_cut=CHANGE_AT_CUT),
+        "mh_decision": today.with_(cuts="entropy", moves="decision"),
         "mh_adaptive": today.with_(adaptive=True),
         "tps": SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.max_new_tokens, seed=seed),
         "smc_no_cow": smc,
@@ -188,15 +190,14 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
     trace = []
     reached: dict[str, Any] | None = None
     found = None
-    for steps, tries in [(s, t) for s in range(1, 2 * cfg.n_mcmc + 1) for t in TRIES]:
-        rho = CHANGE_AT_CUT if tries == 1 else 0.0
-        p = base.with_(cuts="entropy", n_mcmc=steps, n_tries=tries, change_at_cut=rho)
+    for steps, (moves, tries) in [(s, c) for s in range(1, 2 * cfg.n_mcmc + 1) for c in SEARCH]:
+        p = base.with_(cuts="entropy", n_mcmc=steps, n_tries=tries, moves=moves)
         ll, wall, lls = _mean_loglik(model, p, n, seed)
-        trace.append({"n_mcmc": steps, "n_tries": tries, "change_at_cut": rho, "mean_loglik": ll, "wall_s": wall})
-        say(f"loglik: mh_entropy N_MCMC={steps} tries={tries} change_at_cut={rho:g}: {ll:.4f} in {wall:.1f}s")
+        trace.append({"n_mcmc": steps, "n_tries": tries, "moves": moves, "mean_loglik": ll, "wall_s": wall})
+        say(f"loglik: mh_entropy N_MCMC={steps} tries={tries} moves={moves}: {ll:.4f} in {wall:.1f}s")
         if ll >= goal:
             diff = paired_compare(mh_lls, lls, name_a="mh", name_b="mh_entropy", metric="loglik_per_token")
-            reached = {"n_mcmc": steps, "n_tries": tries, "change_at_cut": rho, "mean_loglik": ll, "wall_s": wall,
+            reached = {"n_mcmc": steps, "n_tries": tries, "moves": moves, "mean_loglik": ll, "wall_s": wall,
                        "per_prompt": lls, "difference": {"mean": diff.mean_diff, "ci": [diff.ci_low, diff.ci_high]}}
             say(f"loglik: reached; mh_entropy − today's MH {diff.mean_diff:+.4f} [{diff.ci_low:+.4f}, "
                 f"{diff.ci_high:+.4f}] nats/token (paired, 95%)")

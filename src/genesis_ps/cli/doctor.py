@@ -40,7 +40,7 @@ PROVIDER_FACTS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 """What each provider's adapter declares (the adapters' ``capabilities`` say the same, per model; a test
 holds the two together): ``entropy`` — next-token entropies for ``cuts="entropy"``; ``lookahead`` — token-level
-power sampling (``method="tps"``); ``exclude_first`` — MH's ``change_at_cut``."""
+power sampling (``method="tps"``); ``exclude_first`` — MH's ``change_at_cut`` and ``moves`` other than plain."""
 
 
 def _installed(module: str) -> bool:
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{p['name']:<18} {p['logprobs']:<8} {p['prefix_continuation']!s:<7} {p['batch']!s:<6} "
               f"{p['entropy']:<7} {p['lookahead']!s:<6} {p['exclude_first']!s:<6} {status}")  # fmt: skip
     print("entropy: next-token entropies for entropy cuts; tps: token-level power sampling; change: MH's "
-          "change_at_cut")
+          "change_at_cut and moves differ / decision")
     print("flags: " + ", ".join(f"{k}={v}" for k, v in report["flags"].items()))
     kernel = report["local_block_kernel"]
     print(f"local GGUF block kernel: {'yes' if kernel['usable'] else 'no'} ({kernel['detail']})")

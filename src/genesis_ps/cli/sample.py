@@ -18,7 +18,7 @@ from typing import Any
 
 from genesis_ps.cli.checks import check_model_flags, check_temp
 from genesis_ps.errors import ConfigError
-from genesis_ps.sampling.params import CUTS, METHODS, RESAMPLERS, SELECTIONS, SamplerParams
+from genesis_ps.sampling.params import CUTS, METHODS, MOVES, RESAMPLERS, SELECTIONS, SamplerParams
 from genesis_ps.sampling.protocol import Prompt
 from genesis_ps.sampling.result import GenerationResult
 
@@ -44,6 +44,10 @@ def register(sub: Any) -> None:
     p.add_argument("--change-at-cut", type=float, default=None, metavar="RHO",
                    help="MH: probability that a step redraws the token at its cut without the current one (exact; "
                         "local and toy models; 0 = off)")
+    p.add_argument("--moves", choices=MOVES, default=None,
+                   help="MH moves: plain | differ (every proposal differs from the current state) | decision "
+                        "(decision-point MH: differ moves and changes before entropy jumps); exact; local and toy "
+                        "models")
     p.add_argument("--adaptive", action="store_true", default=None, help="adaptive effort (MH steps, SMC rounds)")
     p.add_argument("--early-reject", action="store_true", default=None,
                    help="MH: stop generating a proposal once it is certainly rejected (exact; fewer tokens)")
@@ -76,7 +80,7 @@ def _params(args: argparse.Namespace) -> tuple[SamplerParams, float | None, str,
         ("adaptive", "adaptive"), ("resampler", "resampler"), ("ramp_tokens", "ramp_tokens"),
         ("selection", "selection"), ("candidates", "candidates"), ("rollouts", "rollouts"), ("horizon", "horizon"),
         ("decision_entropy", "decision_entropy"), ("early_reject", "early_reject"),
-        ("change_at_cut", "change_at_cut"),
+        ("change_at_cut", "change_at_cut"), ("moves", "moves"),
     ):
         value = getattr(args, arg)
         if value is not None:

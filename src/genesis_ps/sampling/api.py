@@ -146,6 +146,15 @@ def check_method_options(
             "change_at_cut", f"{model.provider}/{model.model} cannot exclude a token from a draw (the local backend "
             "and the toys can); use change_at_cut=0 (off)",
         )
+    if p.moves != "plain" and p.method == "mh":
+        if not caps.exclude_first:
+            raise ConfigError(
+                "moves", f"{model.provider}/{model.model} cannot exclude a token from a draw (the local backend and "
+                "the toys can); use moves='plain'",
+            )
+        if p.moves == "decision" and caps.entropy == "none":
+            raise ConfigError("moves", f"{model.provider}/{model.model} returns no next-token entropies, which "
+                                       "decision moves cut by; use moves='differ'")  # fmt: skip
     if p.selection == "consensus":
         if extract_answer is None:
             raise ConfigError("answer_extractor", "selection='consensus' needs an answer extractor (extract_answer=)")

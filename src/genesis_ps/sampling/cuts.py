@@ -1,4 +1,4 @@
-"""Where block-wise MH cuts, and the acceptance rule of a (multiple-try) suffix move.
+"""Where block-wise MH cuts, and the acceptance rule of its suffix moves (plain, multiple-try, changed).
 
 A step from state x picks a cut ``t`` with probability q_cut(t | x), regenerates the suffix from ``t``
 and accepts the new state y with the Metropolis–Hastings ratio
@@ -30,6 +30,25 @@ otherwise from q as before; the rest of the suffix is drawn as before. The token
 mixture Q(v | x_t) of :func:`change_log_ratio`, whose density the ratio carries, so the chain stays exact
 for any ρ in [0, 1]. A changed draw at a cut where q(x_t) = 1 has no other branch: that step leaves x as it
 is, which is exact too (every state sharing the prefix has the same token there).
+
+``moves="differ"`` proposes, at cut ``t``, a suffix drawn from q *conditioned on differing* from x's:
+Q(y[t:] | x) = q(y[t:]) / (1 − q(x[t:])) for y[t:] ≠ x[t:], q(x[t:]) the product of x's own recorded
+log q from t to its end (EOS included). It is drawn without a model call until the first difference: that
+position k is drawn with probability q(x[t:k])·(1 − q(x_k)) / (1 − q(x[t:])) (:func:`divergence_point`),
+then one ``extend`` continues x[:k] with x_k excluded from its first draw. The ratio gains
+log(1 − q(x[t:])) − log(1 − q(y[t:])) (:func:`differ_log_ratio`). Every off-diagonal transition
+probability is at least the plain move's (both terms of its min grow by 1/(1 − q)), so by Peskun's theorem
+no average it estimates mixes worse, and it generates only the tokens after the first difference. A suffix
+with q(x[t:]) = 1 has no other state to propose: a null move.
+
+``moves="decision"`` mixes that move with a decision move, chosen independently of the state each step
+(a mixture of kernels that each keep p^α invariant keeps it invariant): with probability
+``DECISION_SHARE`` the cut is drawn by :func:`decision_log_probs` — ∝ (J_{t+1} + ε)·(1 − q(x_t)), the
+token *before* an entropy jump, the choice that led into an uncertain future (which p^α, favouring
+concentrated futures, penalises), where another token was possible — and its token is redrawn without the
+current one (the change at the cut with ρ = 1). That cut depends on the token and the entropy after it,
+which differ between x and y; the ratio carries q_cut(t | y) computed on y. A state with no position where
+another token was possible has nothing for a decision move to change: a null move.
 """
 
 from __future__ import annotations
@@ -40,8 +59,8 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
-    "ENTROPY_EPS", "change_log_ratio", "cut_log_probs", "entropy_jumps", "log_sum_exp", "mtm_log_ratio",
-    "suffix_log_weight",
+    "ENTROPY_EPS", "change_log_ratio", "cut_log_probs", "decision_log_probs", "decision_weights", "differ_bound",
+    "differ_log_ratio", "divergence_point", "entropy_jumps", "log_sum_exp", "mtm_log_ratio", "suffix_log_weight",
 ]
 
 ENTROPY_EPS = 0.05
@@ -66,6 +85,30 @@ def cut_log_probs(n: int, ent: Sequence[float] | None) -> np.ndarray:
     h, jump = entropy_jumps(ent[:n])
     w = jump + ENTROPY_EPS * float(h.mean()) + 1e-6
     out: np.ndarray = np.log(w) - math.log(float(w.sum()))
+    return out
+
+
+def decision_log_probs(n: int, ent: Sequence[float], logq: Sequence[float]) -> np.ndarray:
+    """log q_cut(t | x) of ``moves="decision"``'s change move: ∝ (J_{t+1} + ε)·(1 − q(x_t)) — the upward
+    entropy jump right after position t (none after the last position), ε as in :func:`cut_log_probs`,
+    times the proposal's probability of another token at t (a change where x_t was near-certain is a
+    step the ratio's (1 − q(x_t)) / (1 − q(y_t)) would reject; where it was certain, none is possible)."""
+    if n <= 0:
+        raise ValueError("a state to cut needs at least one token")
+    if len(ent) < n or len(logq) < n:
+        raise ValueError("decision cuts need one entropy and one log q per token")
+    w = decision_weights(ent[:n], logq[:n], ENTROPY_EPS * float(np.maximum(np.asarray(ent[:n], float), 0).mean()))
+    w = w + 1e-300
+    out: np.ndarray = np.log(w) - math.log(float(w.sum()))
+    return out
+
+
+def decision_weights(ent: Sequence[float], logq: Sequence[float], eps: float) -> np.ndarray:
+    """The unnormalised weights (J_{t+1} + eps + 1e-6)·(1 − q(x_t)) of :func:`decision_log_probs`."""
+    _, jump = entropy_jumps(ent)
+    after = np.concatenate((jump[1:], [0.0]))
+    other = np.maximum(-np.expm1(np.asarray(logq, dtype=float)), 0.0)
+    out: np.ndarray = (after + eps + 1e-6) * other
     return out
 
 
@@ -111,6 +154,38 @@ def change_log_ratio(rho: float, logq_x_t: float, logq_y_t: float) -> float:
     rest_x = max(-math.expm1(logq_x_t), math.exp(logq_y_t))
     rest_y = max(-math.expm1(logq_y_t), math.exp(logq_x_t))
     return _log_mix(rho, rest_y) - _log_mix(rho, rest_x)
+
+
+def divergence_point(logq: Sequence[float], u: float) -> int | None:
+    """Where a proposal made to differ from the current suffix first differs from it.
+
+    ``logq`` are the current suffix's per-token log q (from the cut to its end, EOS included); ``u`` a
+    uniform draw. Position k is returned with probability q(x[:k])·(1 − q(x_k)) / (1 − q(x)): the law of
+    the first difference of a suffix drawn from q conditioned on not being x. None where q(x) rounds to 1
+    (every suffix of this prefix is x's: no other state to propose)."""
+    lq = np.asarray(logq, dtype=float)
+    if lq.size == 0:
+        return None
+    head = np.concatenate(([0.0], np.cumsum(lq[:-1])))
+    w = np.exp(head) * -np.expm1(lq)
+    total = float(w.sum())
+    if not total > 1e-12:
+        return None
+    k = int(np.searchsorted(np.cumsum(w), u * total, side="right"))
+    return min(k, lq.size - 1)
+
+
+def differ_log_ratio(logq_x: float, logq_y: float) -> float:
+    """The term ``moves="differ"`` adds to a move's ratio: log(1 − q(x[t:])) − log(1 − q(y[t:])), given the
+    two suffixes' summed log q (the change term of :func:`change_log_ratio` at ρ = 1, for whole suffixes)."""
+    return change_log_ratio(1.0, logq_x, logq_y)
+
+
+def differ_bound(logq_partial: float) -> float:
+    """An upper bound on −log(1 − q(y[t:])) for any completion of a partial suffix with summed log q
+    ``logq_partial`` (completing it can only lower q)."""
+    rest = -math.expm1(logq_partial)
+    return -math.log(rest) if rest > 0.0 else math.inf
 
 
 def _log_mix(rho: float, rest: float) -> float:

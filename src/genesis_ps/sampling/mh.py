@@ -12,6 +12,10 @@ the length term are what keep the chain exact once EOS ends sequences at differe
 ablations ``stage_limit=False`` (regenerate to the state's own length) and ``length_term=False`` drop them,
 to show what goes wrong (see ``genesis-ps bench exactness``).
 
+Where a step cuts and what it proposes there — the plain move above, ``differ`` (a suffix that always
+differs from the current one, generated from its first difference) or ``decision`` moves — is planned by
+:mod:`genesis_ps.sampling.moves`; each move's own ratio term is in :mod:`genesis_ps.sampling.cuts`.
+
 :func:`mh_chains` runs any number of independent chains in lockstep, each step one batched ``extend``
 call; :func:`run_mh` is one chain.
 """
@@ -36,8 +40,9 @@ from genesis_ps.sampling._common import (
     mixing_note,
     state_text,
 )
-from genesis_ps.sampling.cuts import change_log_ratio, cut_log_probs, mtm_log_ratio, suffix_log_weight
+from genesis_ps.sampling.cuts import mtm_log_ratio, suffix_log_weight
 from genesis_ps.sampling.early import Pending, early_reject_applies, propose_with_early_rejection
+from genesis_ps.sampling.moves import CutRule, cut_log_probs_of, move_log_ratio, plan_moves
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
@@ -112,10 +117,15 @@ def _check(model: TokenModel, params: SamplerParams, target: Target, n_chains: o
             "change_at_cut", f"{model.provider}/{model.model} cannot exclude a token from its first draw; use "
             "change_at_cut=0 (off)",
         )
-    if params.cuts == "entropy" and model.capabilities.entropy == "none":
+    if params.moves != "plain" and not model.capabilities.exclude_first:
         raise ConfigError(
-            "cuts", f"{model.provider}/{model.model} reports no next-token entropies (no top-k log-probs); "
-            "use cuts='uniform'",
+            "moves", f"{model.provider}/{model.model} cannot exclude a token from its first draw; use moves='plain'",
+        )
+    if (params.cuts == "entropy" or params.moves == "decision") and model.capabilities.entropy == "none":
+        name = "cuts" if params.cuts == "entropy" else "moves"
+        raise ConfigError(
+            name, f"{model.provider}/{model.model} reports no next-token entropies (no top-k log-probs); "
+            + ("use cuts='uniform'" if name == "cuts" else "use moves='differ'"),
         )
 
 
@@ -146,9 +156,7 @@ async def mh_chains(
         raise ConfigError("answer_extractor", "selection='consensus' needs an answer extractor")
     meter = Meter(model, prompt, rng, budget)
     alpha, tau, k_tries = target.alpha, params.tau, params.n_tries
-    entropy_cuts = params.cuts == "entropy"
     rho = float(params.change_at_cut)
-    change = rho > 0
     early = params.early_reject and stage_limit and length_term and early_reject_applies(
         logprobs=model.capabilities.logprobs, tau=tau, alpha=alpha, tilted=target.tilted, n_tries=k_tries
     )
@@ -159,10 +167,10 @@ async def mh_chains(
     def rterm(s: State) -> float:
         return target.reward_term(state_text(model, s)) if tilted else 0.0
 
-    def cut_logp(s: State) -> np.ndarray:
-        if entropy_cuts and not s.has_entropy:
+    def cut_logp(s: State, rule: CutRule) -> np.ndarray:
+        if rule != "uniform" and not s.has_entropy:
             raise MalformedResponseError(f"{model.provider}/{model.model} returned a segment without entropies")
-        return cut_log_probs(len(s), s.ent if entropy_cuts else None)
+        return cut_log_probs_of(s, rule)
 
     rewards = [rterm(EMPTY)] * n_chains
     bests: list[Best] | None = None
@@ -201,24 +209,10 @@ async def mh_chains(
         for _ in range(params.n_mcmc):
             if not active:
                 break
-            if entropy_cuts:
-                cut_lps = {i: cut_logp(states[i]) for i in active}
-                us_cut = rng.random(len(active))
-                cuts = {i: min(int(np.searchsorted(np.cumsum(np.exp(cut_lps[i])), u * math.fsum(np.exp(cut_lps[i])),
-                                                   side="right")), len(states[i]) - 1)
-                        for i, u in zip(active, us_cut.tolist(), strict=True)}  # fmt: skip
-            else:
-                lens = np.array([len(states[i]) for i in active], dtype=np.int64)
-                cuts = dict(zip(active, rng.integers(0, lens).tolist(), strict=True))
-            # change_at_cut: the chains whose token at the cut is redrawn without the current one this step
-            # (probability ρ); where no other token is left, that step is a null move
-            forced: set[int] = set()
-            if change:
-                draws = rng.random(len(active)) < rho
-                forced = {i for i, f in zip(active, draws.tolist(), strict=True) if f}
-            moving = [i for i in active if i not in forced or -math.expm1(states[i].logq[cuts[i]]) > 1e-12]
+            plan = plan_moves(states, active, params, rng, cut_logp)
+            moving = [i for i in active if not plan[i].null]
             rows = [i for i in moving for _ in range(k_tries)]
-            step_new = [(limit - cuts[i]) if stage_limit else (len(states[i]) - cuts[i]) for i in rows]
+            step_new = [(limit if stage_limit else len(states[i])) - plan[i].start for i in rows]
             if not meter.affordable(step_new):
                 run.budget_exhausted = True
                 break
@@ -226,33 +220,41 @@ async def mh_chains(
             if early:
                 us = rng.random(len(active))
                 pend = []
-                moving_set = set(moving)
                 for a, i in enumerate(active):
-                    if i not in moving_set:
+                    m = plan[i]
+                    if m.null:
                         continue
-                    x, t = states[i], cuts[i]
-                    need = _need(us[a], alpha, x, t, rewards[i],
-                                 float(cut_lps[i][t]) if entropy_cuts else -math.log(len(x)))  # fmt: skip
-                    pend.append(Pending(x.cut(t), t, limit, need, rho, x.tokens[t] if change else None,
-                                        x.logq[t] if change else 0.0, i in forced))  # fmt: skip
-                props = await propose_with_early_rejection(meter, pend, tau, alpha, entropy_cuts=entropy_cuts)
+                    x = states[i]
+                    need = _need(us[a], alpha, x, m.start, rewards[i], m.cut_logp)
+                    if m.kind == "differ":
+                        need -= math.log(-math.expm1(math.fsum(x.logq[m.t :])))
+                    x_tok = x.tokens[m.start] if (m.exclude is not None or rho > 0) else None
+                    pend.append(Pending(
+                        x.cut(m.start), m.t, limit, need, 1.0 if m.kind == "change" else rho, x_tok,
+                        x.logq[m.start] if x_tok is not None else 0.0, m.exclude is not None,
+                        differ=m.kind == "differ", rule=m.rule,
+                    ))
+                props = await propose_with_early_rejection(meter, pend, tau, alpha)
                 for i, y_full in zip(moving, props, strict=True):
                     tries_of[i] = None if y_full is None else [y_full]
             else:
-                ex_rows = [states[i].tokens[cuts[i]] if i in forced else None for i in rows] if forced else None
-                segs = await meter.extend([states[i].tokens[: cuts[i]] for i in rows], step_new, tau,
-                                          exclude_first=ex_rows) if rows else []  # fmt: skip
+                ex_rows = [plan[i].exclude for i in rows]
+                segs = await meter.extend([states[i].tokens[: plan[i].start] for i in rows], step_new, tau,
+                                          exclude_first=ex_rows if any(e is not None for e in ex_rows) else None,
+                                          ) if rows else []  # fmt: skip
                 us = rng.random(len(active))
                 for a, i in enumerate(moving):
-                    tries_of[i] = [states[i].splice(cuts[i], seg) for seg in segs[a * k_tries : (a + 1) * k_tries]]
+                    mine = segs[a * k_tries : (a + 1) * k_tries]
+                    tries_of[i] = [states[i].splice(plan[i].start, seg) for seg in mine]
             for a, i in enumerate(active):
-                x, t = states[i], cuts[i]
+                m = plan[i]
+                x, t = states[i], m.t
                 found = tries_of.get(i)
-                if found is None:  # rejected before its suffix was complete, or no other token at the cut
+                if found is None:  # rejected before its suffix was complete, or no other state to propose
                     run.proposals += 1
                     run.steps += 1
                     run.early_rejected += i in tries_of
-                    if t == 0:
+                    if m.start == 0:
                         run.first_token_proposals[i] += 1
                     unchanged[i] += 1
                     continue
@@ -261,21 +263,17 @@ async def mh_chains(
                 w_try = [suffix_log_weight(alpha, y.logp[t:], y.logq[t:], r) for y, r in zip(tries, r_try, strict=True)]
                 j = 0 if k_tries == 1 else int(rng.choice(k_tries, p=_softmax(w_try)))
                 y = tries[j]
-                cur_cut = float(cut_lps[i][t]) if entropy_cuts else -math.log(len(x))
-                if not length_term:
-                    prop_cut = cur_cut
-                else:
-                    prop_cut = float(cut_logp(y)[t]) if entropy_cuts else -math.log(len(y))
+                cur_cut = m.cut_logp
+                prop_cut = float(cut_logp(y, m.rule)[t]) if length_term else cur_cut
                 lr = mtm_log_ratio(
                     suffix_log_weight(alpha, x.logp[t:], x.logq[t:], rewards[i]), w_try, j,
                     cur_cut_logp=cur_cut, prop_cut_logp=prop_cut,
                 )
-                if change and y.tokens[t : t + 1] != x.tokens[t : t + 1]:
-                    lr += change_log_ratio(rho, x.logq[t], y.logq[t])
+                lr += move_log_ratio(m, x, y, rho)
                 run.proposals += 1
                 run.steps += 1
                 moved = False
-                if t == 0:
+                if m.start == 0:
                     run.first_token_proposals[i] += 1
                 if lr >= 0 or us[a] < math.exp(lr):
                     moved = y.tokens != x.tokens or y.text != x.text
@@ -344,7 +342,7 @@ async def run_mh(
     extra: dict[str, object] = {
         "block_size": params.block_size, "stages": len(stage_limits(params.max_new_tokens, params.block_size)),
         "stages_done": run.stages_done, "proposal_temperature": params.tau, "cuts": params.cuts,
-        "change_at_cut": params.change_at_cut,
+        "change_at_cut": params.change_at_cut, "moves": params.moves,
         "n_tries": params.n_tries, "adaptive": params.adaptive, "mh_steps": run.steps,
         "early_rejected": run.early_rejected,
         "first_token_changes": run.first_token_moves[0], "first_token_proposals": run.first_token_proposals[0],

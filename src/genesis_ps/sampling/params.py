@@ -10,15 +10,18 @@ from genesis_ps.errors import ConfigError
 
 __all__ = [
     "CUTS",
+    "DECISION_SHARE",
     "MAX_ALPHA",
     "MAX_TEMPERATURE",
     "METHODS",
     "MIN_TEMPERATURE",
+    "MOVES",
     "RESAMPLERS",
     "SELECTIONS",
     "Budget",
     "Cuts",
     "Method",
+    "Moves",
     "Resampler",
     "SamplerParams",
     "Selection",
@@ -33,10 +36,17 @@ Method = Literal["mh", "smc", "imh", "tps", "single"]
 Selection = Literal["last", "best_target", "best_evaluator", "consensus"]
 Cuts = Literal["uniform", "entropy"]
 Resampler = Literal["systematic", "stratified", "chopthin"]
+Moves = Literal["plain", "differ", "decision"]
 METHODS: tuple[str, ...] = ("mh", "smc", "imh", "tps", "single")
 SELECTIONS: tuple[str, ...] = ("last", "best_target", "best_evaluator", "consensus")
 CUTS: tuple[str, ...] = ("uniform", "entropy")
 RESAMPLERS: tuple[str, ...] = ("systematic", "stratified", "chopthin")
+MOVES: tuple[str, ...] = ("plain", "differ", "decision")
+
+DECISION_SHARE = 0.3
+"""``moves="decision"``: the share of steps that change the token before an entropy jump (the rest are
+``differ`` moves). Chosen on the exactness benchmark's toys: at 0.5 the random table at α = 4 saved 29%
+of uniform-cut MH's tokens instead of 47% (``genesis-ps bench exactness``, effort section)."""
 
 MAX_ALPHA = 1e4
 """Largest power α (fp32 logits carry no more sharpening than this usefully)."""
@@ -106,6 +116,17 @@ class SamplerParams:
     otherwise the token is drawn as before. The ratio carries the mixture's density, so the chain stays exact
     for any ρ in [0, 1] (0 = off). Needs ``n_tries = 1`` and a model with ``capabilities.exclude_first``
     (the local backend, the toys)."""
+    moves: Moves = "plain"
+    """MH: what a step proposes. ``plain`` regenerates the suffix from the cut (with ``change_at_cut``, if
+    set). ``differ`` proposes a suffix that always differs from the current one — the first difference
+    drawn from the current suffix's own proposal probabilities, only the tokens from there on generated —
+    a Metropolised-Gibbs move over suffixes (Liu 1996) that never wastes a step on re-drawing the current
+    state. ``decision`` (decision-point MH) mixes two moves: with probability ``DECISION_SHARE`` the token
+    right before an entropy jump (the choice that led into an uncertain future) is redrawn without the
+    current one, otherwise a ``differ`` move at a ``cuts`` cut. Every move's ratio carries its proposal
+    densities, so the chain targets p^α exactly (:mod:`genesis_ps.sampling.cuts`). ``differ`` and
+    ``decision`` need ``n_tries = 1``, ``change_at_cut = 0`` and a model with
+    ``capabilities.exclude_first``; ``decision`` also next-token entropies."""
     n_tries: int = 1
     """MH: suffixes proposed at each cut in one batched call (multiple-try Metropolis when > 1)."""
     adaptive: bool = False
@@ -224,6 +245,14 @@ def _check_extensions(p: SamplerParams) -> None:
     if p.change_at_cut and p.n_tries > 1:
         raise ConfigError("change_at_cut", "needs n_tries = 1 (multiple tries need a proposal that does not depend "
                                            "on the current token)")
+    if p.moves not in MOVES:
+        raise ConfigError("moves", f"unknown moves {p.moves!r}; choose one of {', '.join(MOVES)}")
+    if p.moves != "plain" and p.change_at_cut:
+        raise ConfigError("change_at_cut", f"applies to moves='plain' only (moves={p.moves!r} already changes "
+                                           "the state at every step); use change_at_cut=0")  # fmt: skip
+    if p.moves != "plain" and p.n_tries > 1:
+        raise ConfigError("moves", f"moves={p.moves!r} needs n_tries = 1 (multiple tries need a proposal that does "
+                                   "not depend on the current suffix)")  # fmt: skip
     if p.ramp_tokens and p.anneal_steps:
         raise ConfigError("ramp_tokens", "choose one schedule: ramp_tokens (by tokens) or anneal_steps (by blocks)")
 

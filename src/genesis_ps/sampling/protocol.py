@@ -56,7 +56,7 @@ class Capabilities:
     exclude_first: bool = False
     """Whether ``extend`` takes ``exclude_first``: per row ``None`` or a token id that the row's *first*
     sampled token must not be (drawn from the proposal renormalised without it, the reported ``logq``
-    still the unrestricted proposal's). MH's ``change_at_cut`` needs it."""
+    still the unrestricted proposal's). MH's ``change_at_cut`` and ``moves`` other than plain need it."""
     call_tokens: int = 1
     """About how many tokens one ``extend`` call's fixed cost is worth: samplers that extend a row piece by
     piece (MH's early rejection) ask for at least this many tokens per call."""
