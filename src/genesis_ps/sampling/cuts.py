@@ -38,8 +38,10 @@ position k is drawn with probability q(x[t:k])·(1 − q(x_k)) / (1 − q(x[t:])
 then one ``extend`` continues x[:k] with x_k excluded from its first draw. The ratio gains
 log(1 − q(x[t:])) − log(1 − q(y[t:])) (:func:`differ_log_ratio`). Every off-diagonal transition
 probability is at least the plain move's (both terms of its min grow by 1/(1 − q)), so by Peskun's theorem
-no average it estimates mixes worse, and it generates only the tokens after the first difference. A suffix
-with q(x[t:]) = 1 has no other state to propose: a null move.
+no average over the chain has a larger asymptotic variance (the distance to p^α after a fixed number of
+steps is another matter: a chain that always moves can swing between two heavy states), and it generates
+only the tokens after the first difference. A suffix with q(x[t:]) = 1 has no other state to propose: a
+null move.
 
 ``moves="decision"`` mixes that move with a decision move, chosen independently of the state each step
 (a mixture of kernels that each keep p^α invariant keeps it invariant): with probability

@@ -45,8 +45,9 @@ MOVES: tuple[str, ...] = ("plain", "differ", "decision")
 
 DECISION_SHARE = 0.3
 """``moves="decision"``: the share of steps that change the token before an entropy jump (the rest are
-``differ`` moves). Chosen on the exactness benchmark's toys: at 0.5 the random table at α = 4 saved 29%
-of uniform-cut MH's tokens instead of 47% (``genesis-ps bench exactness``, effort section)."""
+``differ`` moves). Chosen on the exactness benchmark's toys with throwaway probes: at 0.5 the random table
+at α = 4 saved 29% of uniform-cut MH's tokens (at 0.3, 61% in ``genesis-ps bench exactness``'s effort
+section); below it the sharp toy loses the first-token changes it needs."""
 
 MAX_ALPHA = 1e4
 """Largest power α (fp32 logits carry no more sharpening than this usefully)."""
