@@ -28,6 +28,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     (["--rollouts", "0"], "--rollouts"), (["--candidates", "0"], "--candidates"), (["--tries", "0"], "--tries"),
     (["--horizon", "0"], "--horizon"), (["--ramp-tokens", "-2"], "--ramp-tokens"),
     (["--decision-entropy", "-1"], "--decision-entropy"), (["--proposal-temperature", "0"], "--proposal-temperature"),
+    (["--moves", "differ", "--change-at-cut", "0.5"], "--change-at-cut"),
+    (["--moves", "decision", "--tries", "2"], "--moves"),
 ])  # fmt: skip
 def test_bad_values_fail_before_loading(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], name: str
@@ -37,9 +39,18 @@ def test_bad_values_fail_before_loading(
     assert name in capsys.readouterr().err
 
 
+def test_an_unknown_move_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("genesis_ps.providers.registry.build_model", _no_model)
+    with pytest.raises(SystemExit) as e:
+        main(["sample", "hi", "--moves", "sideways"])
+    assert e.value.code == 2 and "--moves" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv", [
     ["--method", "mh", "--cuts", "entropy", "--tries", "2", "--adaptive"],
     ["--method", "mh", "--early-reject"],
+    ["--method", "mh", "--cuts", "entropy", "--moves", "decision", "--early-reject"],
+    ["--method", "mh", "--moves", "differ"],
     ["--method", "smc", "--resampler", "chopthin", "--ramp-tokens", "2", "--particles", "4"],
     ["--method", "smc", "--selection", "consensus", "--particles", "4"],
     ["--method", "tps", "--candidates", "2", "--rollouts", "2", "--horizon", "2", "--decision-entropy", "0"],
@@ -51,6 +62,8 @@ def test_each_option_runs_on_a_toy(monkeypatch: pytest.MonkeyPatch, capsys: pyte
                  "--seed", "1", *argv]) == 0  # fmt: skip
     rec = json.loads(capsys.readouterr().out)
     assert rec["method"] == argv[1] and rec["fallback"] is None and rec["tokens_generated"] >= rec["tokens_returned"]
+    if "--moves" in argv:  # the flag reaches the sampler
+        assert rec["extra"]["moves"] == argv[argv.index("--moves") + 1]
 
 
 def test_early_reject_reaches_the_sampler(

@@ -141,20 +141,10 @@ def check_method_options(
             )
         if not caps.prefix_continuation:
             raise ConfigError("cuts", f"{model.provider}/{model.model} cannot continue a prefix (imh has no cuts)")
-    if p.change_at_cut and p.method == "mh" and not caps.exclude_first:
-        raise ConfigError(
-            "change_at_cut", f"{model.provider}/{model.model} cannot exclude a token from a draw (the local backend "
-            "and the toys can); use change_at_cut=0 (off)",
-        )
-    if p.moves != "plain" and p.method == "mh":
-        if not caps.exclude_first:
-            raise ConfigError(
-                "moves", f"{model.provider}/{model.model} cannot exclude a token from a draw (the local backend and "
-                "the toys can); use moves='plain'",
-            )
-        if p.moves == "decision" and caps.entropy == "none":
-            raise ConfigError("moves", f"{model.provider}/{model.model} returns no next-token entropies, which "
-                                       "decision moves cut by; use moves='differ'")  # fmt: skip
+    if p.method == "mh":
+        from genesis_ps.sampling.mh import check_mh_model
+
+        check_mh_model(model, p)  # change_at_cut, moves: the same check mh_chains makes
     if p.selection == "consensus":
         if extract_answer is None:
             raise ConfigError("answer_extractor", "selection='consensus' needs an answer extractor (extract_answer=)")

@@ -61,7 +61,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
-    "ENTROPY_EPS", "change_log_ratio", "cut_log_probs", "decision_log_probs", "decision_weights", "differ_bound",
+    "ENTROPY_EPS", "change_log_ratio", "cut_log_probs", "decision_log_probs", "differ_bound",
     "differ_log_ratio", "divergence_point", "entropy_jumps", "log_sum_exp", "mtm_log_ratio", "suffix_log_weight",
 ]
 
@@ -99,18 +99,11 @@ def decision_log_probs(n: int, ent: Sequence[float], logq: Sequence[float]) -> n
         raise ValueError("a state to cut needs at least one token")
     if len(ent) < n or len(logq) < n:
         raise ValueError("decision cuts need one entropy and one log q per token")
-    w = decision_weights(ent[:n], logq[:n], ENTROPY_EPS * float(np.maximum(np.asarray(ent[:n], float), 0).mean()))
-    w = w + 1e-300
-    out: np.ndarray = np.log(w) - math.log(float(w.sum()))
-    return out
-
-
-def decision_weights(ent: Sequence[float], logq: Sequence[float], eps: float) -> np.ndarray:
-    """The unnormalised weights (J_{t+1} + eps + 1e-6)·(1 − q(x_t)) of :func:`decision_log_probs`."""
-    _, jump = entropy_jumps(ent)
+    h, jump = entropy_jumps(ent[:n])
     after = np.concatenate((jump[1:], [0.0]))
-    other = np.maximum(-np.expm1(np.asarray(logq, dtype=float)), 0.0)
-    out: np.ndarray = (after + eps + 1e-6) * other
+    other = np.maximum(-np.expm1(np.asarray(logq[:n], dtype=float)), 0.0)
+    w = (after + ENTROPY_EPS * float(h.mean()) + 1e-6) * other + 1e-300
+    out: np.ndarray = np.log(w) - math.log(float(w.sum()))
     return out
 
 

@@ -48,10 +48,9 @@ def early_reject_applies(*, logprobs: str, tau: float, alpha: float, tilted: boo
     return logprobs == "exact" and not tilted and n_tries == 1 and 1.0 / alpha - 1e-12 <= tau <= 1.0
 
 
-def reverse_cut_bound(y: State, t: int, entropy_cuts: bool | str) -> float:
-    """An upper bound on log q_cut(t | y) for any completion of the partial state ``y``; ``entropy_cuts``
-    is a bool or the rule's name (``uniform``, ``entropy``, ``decision``)."""
-    rule = ("entropy" if entropy_cuts else "uniform") if isinstance(entropy_cuts, bool) else entropy_cuts
+def reverse_cut_bound(y: State, t: int, rule: str) -> float:
+    """An upper bound on log q_cut(t | y) for any completion of the partial state ``y`` under the cut
+    ``rule`` (``uniform``, ``entropy``, ``decision``)."""
     m = len(y)
     if rule == "uniform":
         return -math.log(m)

@@ -40,7 +40,7 @@ from genesis_ps.sampling._common import (
     mixing_note,
     state_text,
 )
-from genesis_ps.sampling.cuts import mtm_log_ratio, suffix_log_weight
+from genesis_ps.sampling.cuts import differ_bound, mtm_log_ratio, suffix_log_weight
 from genesis_ps.sampling.early import Pending, early_reject_applies, propose_with_early_rejection
 from genesis_ps.sampling.moves import CutRule, cut_log_probs_of, move_log_ratio, plan_moves
 from genesis_ps.sampling.params import Budget, SamplerParams
@@ -48,7 +48,7 @@ from genesis_ps.sampling.protocol import Prompt, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward, Target
 
-__all__ = ["MHRun", "mh_chains", "mh_log_ratio", "run_mh", "stage_limits"]
+__all__ = ["MHRun", "check_mh_model", "mh_chains", "mh_log_ratio", "run_mh", "stage_limits"]
 
 
 def mh_log_ratio(
@@ -106,27 +106,32 @@ class MHRun:
     """Proposals rejected before their suffix was complete (see :mod:`genesis_ps.sampling.early`)."""
 
 
+def check_mh_model(model: TokenModel, params: SamplerParams) -> None:
+    """What MH's options need of the model — a token excluded from a draw (``change_at_cut``, ``moves``
+    other than plain), next-token entropies (``cuts="entropy"``, ``moves="decision"``) — refused before any
+    model work, naming the option (also called by the public API's edge)."""
+    caps, name = model.capabilities, f"{model.provider}/{model.model}"
+    if params.cuts == "entropy" and caps.entropy == "none":
+        raise ConfigError("cuts", f"{name} returns no top-k log-probabilities, so there is no next-token entropy to "
+                                  "cut by; use cuts='uniform'")  # fmt: skip
+    if not caps.exclude_first:
+        for field, on, off in (("change_at_cut", bool(params.change_at_cut), "change_at_cut=0 (off)"),
+                               ("moves", params.moves != "plain", "moves='plain'")):  # fmt: skip
+            if on:
+                raise ConfigError(field, f"{name} cannot exclude a token from a draw (the local backend and the toys "
+                                         f"can); use {off}")  # fmt: skip
+    if params.moves == "decision" and caps.entropy == "none":
+        raise ConfigError("moves", f"{name} returns no next-token entropies, which decision moves cut by; use "
+                                   "moves='differ'")  # fmt: skip
+
+
 def _check(model: TokenModel, params: SamplerParams, target: Target, n_chains: object) -> None:
     if not model.capabilities.prefix_continuation:
         raise CapabilityError(f"{model.provider}/{model.model} cannot continue a prefix; use imh")
     if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
         raise ConfigError("n_chains", f"must be an integer >= 1, got {n_chains!r}")
     check_one_alpha(params, target)
-    if params.change_at_cut and not model.capabilities.exclude_first:
-        raise ConfigError(
-            "change_at_cut", f"{model.provider}/{model.model} cannot exclude a token from its first draw; use "
-            "change_at_cut=0 (off)",
-        )
-    if params.moves != "plain" and not model.capabilities.exclude_first:
-        raise ConfigError(
-            "moves", f"{model.provider}/{model.model} cannot exclude a token from its first draw; use moves='plain'",
-        )
-    if (params.cuts == "entropy" or params.moves == "decision") and model.capabilities.entropy == "none":
-        name = "cuts" if params.cuts == "entropy" else "moves"
-        raise ConfigError(
-            name, f"{model.provider}/{model.model} reports no next-token entropies (no top-k log-probs); "
-            + ("use cuts='uniform'" if name == "cuts" else "use moves='differ'"),
-        )
+    check_mh_model(model, params)
 
 
 async def mh_chains(
@@ -226,8 +231,8 @@ async def mh_chains(
                         continue
                     x = states[i]
                     need = _need(us[a], alpha, x, m.start, rewards[i], m.cut_logp)
-                    if m.kind == "differ":
-                        need -= math.log(-math.expm1(math.fsum(x.logq[m.t :])))
+                    if m.kind == "differ":  # x's side of the differ term, −log(1 − q(x[t:]))
+                        need += differ_bound(math.fsum(x.logq[m.t :]))
                     x_tok = x.tokens[m.start] if (m.exclude is not None or rho > 0) else None
                     pend.append(Pending(
                         x.cut(m.start), m.t, limit, need, 1.0 if m.kind == "change" else rho, x_tok,

@@ -83,7 +83,7 @@ def plan_moves(
     for a, i in enumerate(active):
         x, t, lp = states[i], cuts[a], float(lps[a][cuts[a]])
         if is_change[a]:
-            out[i] = Move(t, t, x.tokens[t], "change", "decision", lp, null=-math.expm1(x.logq[t]) <= NO_OTHER)
+            out[i] = Move(t, t, x.tokens[t], "change", "decision", lp, null=_certain(x.logq[t]))
             continue
         k = divergence_point(x.logq[t:], us_div[a])
         start = t if k is None else t + k
@@ -111,8 +111,13 @@ def _plan_plain(
     for a, i in enumerate(active):
         x, t = states[i], cuts[a]
         ex = x.tokens[t] if forced[a] else None
-        out[i] = Move(t, t, ex, "plain", rule, cut_lp[a], null=forced[a] and -math.expm1(x.logq[t]) <= NO_OTHER)
+        out[i] = Move(t, t, ex, "plain", rule, cut_lp[a], null=forced[a] and _certain(x.logq[t]))
     return out
+
+
+def _certain(logq: float) -> bool:
+    """Whether the proposal drew this token with probability 1 (within ``NO_OTHER``): no other to change to."""
+    return -math.expm1(logq) <= NO_OTHER
 
 
 def _draw(log_probs: Sequence[np.ndarray], us: np.ndarray) -> list[int]:
