@@ -76,3 +76,16 @@ def test_early_reject_reaches_the_sampler(
     assert json.loads(capsys.readouterr().out)["extra"]["early_rejected"] == 0
     assert main([*base, "--early-reject"]) == 0
     assert json.loads(capsys.readouterr().out)["extra"]["early_rejected"] > 0
+
+
+def test_no_reuse_rollouts_reaches_the_sampler(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("genesis_ps.providers.registry.build_model", lambda *a, **k: eos_toy())
+    base = ["sample", "hi", "--json", "--method", "tps", "--max-new-tokens", "4", "--decision-entropy", "0.9",
+            "--seed", "3"]  # fmt: skip
+    assert main(base) == 0
+    assert json.loads(capsys.readouterr().out)["extra"]["reuse_rollouts"] is True
+    assert main([*base, "--no-reuse-rollouts"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["extra"]["reuse_rollouts"] is False and rec["extra"]["reused_tokens"] == 0

@@ -143,7 +143,9 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
                                      "mh_entropy_time_to_mh_loglik", "smc_kv_peak_cow_vs_no_cow"}
     assert all(v > 0 for v in report["ratios"].values() if v is not None)
     assert set(report["rows"]) == {"single", "mh", "mh_early", "mh_entropy", "mh_decision", "mh_adaptive", "tps",
-                                   "smc_no_cow", "smc"}  # fmt: skip
+                                   "tps_fresh", "smc_no_cow", "smc"}  # fmt: skip
+    assert report["rows"]["tps"]["extra"]["reuse_rollouts"]
+    assert not report["rows"]["tps_fresh"]["extra"]["reuse_rollouts"]
     for name, row in report["rows"].items():
         assert row["wall_s"] > 0 and row["tokens_generated"] > 0 and row["ms_per_token"] > 0, name
     assert report["rows"]["mh_entropy"]["extra"]["cuts"] == "entropy"
@@ -164,11 +166,18 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
         diff = ll["mh_entropy_reached"]["difference"]
         assert diff["ci"][0] <= diff["mean"] <= diff["ci"][1]
         assert diff["mean"] == pytest.approx(ll["mh_entropy_reached"]["mean_loglik"] - ll["mh_mean_loglik"])
+    tl = report["tps_loglik"]  # single-shot, TPS and TPS without reuse on the same prompts, paired
+    assert tl["prompts"] == 2 and all(len(tl[k]["per_prompt"]) == 2 for k in ("single", "tps", "tps_fresh"))
+    for a, b in (("tps", "single"), ("tps", "tps_fresh")):
+        d = tl[f"{a}_minus_{b}"]
+        assert d["ci"][0] <= d["mean"] <= d["ci"][1]
+        assert d["mean"] == pytest.approx(tl[a]["mean_loglik"] - tl[b]["mean_loglik"])
     assert report["tokens"]["smc"] >= report["smc_tokens_returned"] > 0
     assert report["tokens"]["mh"] > 0 and report["tokens"]["single"] > 0
     paired = report["paired_with_single"]  # the targeted ratios: medians of rounds paired with single-shot
-    assert len(paired["single_s"]) == 2 and set(paired["ratios"]) == {"smc", "smc_no_cow", "tps"}
-    for name, key in (("smc", "smc_vs_single"), ("smc_no_cow", "smc_no_cow_vs_single"), ("tps", "tps_vs_single")):
+    assert len(paired["single_s"]) == 2 and set(paired["ratios"]) == {"smc", "smc_no_cow", "tps", "tps_fresh"}
+    for name, key in (("smc", "smc_vs_single"), ("smc_no_cow", "smc_no_cow_vs_single"), ("tps", "tps_vs_single"),
+                      ("tps_fresh", "tps_fresh_vs_single")):
         assert len(paired["ratios"][name]) == 2
         assert report["ratios"][key] == pytest.approx(statistics.median(paired["ratios"][name]))
     blocks = report["settings"]["block_weight_matrices"]

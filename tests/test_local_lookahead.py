@@ -89,6 +89,9 @@ def test_decision_point_mh_and_tps_end_to_end(model: LocalModel) -> None:
     t = asyncio.run(power_sample(model, PROMPT, p.with_(method="tps", decision_entropy=2.0, horizon=4)))
     assert t.method == "tps" and t.tokens_returned <= 16 and t.tokens_generated >= t.tokens_returned
     assert t.extra["decision_points"] >= 1 and t.logp_sum is not None
+    # tokens taken from a rollout join the decisions and the drawn tokens exactly: log p is a fresh score's
+    assert t.extra["reuse_rollouts"] and t.extra["reused_tokens"] > 0
+    assert t.logp_sum == pytest.approx(sum(model.score(PROMPT, t.tokens)), abs=1e-2)
 
 
 async def test_exclude_first_skips_the_token_and_reports_the_unrestricted_log_q(model: LocalModel) -> None:

@@ -10,9 +10,10 @@ import pytest
 import genesis_ps
 from genesis_ps.errors import ConfigError
 from genesis_ps.sampling import Prompt, SamplerParams, Target
-from genesis_ps.sampling.tps import run_tps, tps_distribution
+from genesis_ps.sampling.protocol import Segment
+from genesis_ps.sampling.tps import reuse_rollout, run_tps, tps_distribution
 from genesis_ps.testing import ScriptedModel, exact
-from genesis_ps.testing.toys import eos_toy, sharp_toy
+from genesis_ps.testing.toys import eos_toy, random_toy, sharp_toy
 
 P = Prompt.text("")
 
@@ -84,3 +85,58 @@ async def test_refusals_before_any_model_work() -> None:
     with pytest.raises(ConfigError) as e:
         await genesis_ps.power_sample(toy, "q", method="tps", seed=0, selection="consensus", extract_answer=str)
     assert e.value.param == "selection" and toy.calls == 0
+
+
+def _seg(tokens: tuple[int, ...], entropy: tuple[float, ...], eos: bool = False) -> Segment:
+    return Segment(tokens=tokens, logp=tuple(-0.1 * t for t in tokens), logq=tuple(-0.2 * t for t in tokens),
+                   eos=eos, entropy=entropy)  # fmt: skip
+
+
+def test_a_reused_rollout_is_picked_by_weight_and_cut_before_the_next_decision_point() -> None:
+    a, b = _seg((1, 2, 3), (0.5, 3.0, 0.1)), _seg((4, 5, 6), (0.2, 0.3, 0.4), eos=True)
+    rng = np.random.default_rng(0)
+    picks = [reuse_rollout([a, b], [0.0, math.log(3.0)], 1.0, rng) for _ in range(4000)]
+    share_b = np.mean([p.tokens == b.tokens for p in picks])
+    assert abs(share_b - 0.75) < 0.03  # in proportion to the importance weights 1 : 3
+    cut = next(p for p in picks if p.tokens[0] == 1)
+    assert cut.tokens == (1,) and cut.logp == (-0.1,) and cut.logq == (-0.2,) and cut.entropy == (0.5,)
+    assert not cut.eos  # the EOS of a rollout is kept only with the whole rollout
+    whole = next(p for p in picks if p.tokens[0] == 4)
+    assert whole == b
+    first = reuse_rollout([_seg((7, 8), (2.0, 0.0))], [0.0], 1.0, rng)
+    assert first.n_tokens == 0  # the first token after the candidate is itself a decision point
+    assert reuse_rollout([Segment(tokens=(7,), logp=(-1.0,), logq=(-1.0,), eos=False)], [0.0], 1.0, rng).n_tokens == 0
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+async def test_decision_points_between_plain_tokens_stay_close_to_p_alpha(reuse: bool) -> None:
+    # random_toy(1): about half its positions reach 1.07 nats, so decisions and drawn tokens alternate
+    toy, alpha, t_max = random_toy(1), 4.0, 3
+    params = SamplerParams(method="tps", alpha=alpha, max_new_tokens=t_max, candidates=8, rollouts=8,
+                           horizon=t_max, decision_entropy=1.07, reuse_rollouts=reuse)  # fmt: skip
+    out, reused = [], 0
+    for seed in np.random.default_rng(0).integers(2**63, size=800).tolist():
+        r = await run_tps(toy, P, params, target=Target(alpha), rng=np.random.default_rng(seed), budget=None,
+                          evaluator=None, progress=None)  # fmt: skip
+        out.append(tuple(r.tokens))
+        reused += r.extra["reused_tokens"]
+        assert r.logp_sum == pytest.approx(sum(toy.logp_table[toy.node_of(r.tokens[:i]), t]
+                                               for i, t in enumerate(r.tokens)))  # fmt: skip
+    want = exact.power_distribution(toy, t_max, alpha)
+    tv = exact.tv_distance(exact.empirical(out), want)
+    low = exact.tv_distance(exact.temperature_distribution(toy, t_max, 1 / alpha), want)
+    assert tv < 0.07 and tv < 0.15 * low
+    assert (reused > 0) == reuse
+
+
+async def test_reusing_rollouts_saves_model_calls() -> None:
+    toy = random_toy(1)
+    calls: dict[bool, int] = {}
+    for reuse in (True, False):
+        before = toy.calls
+        for seed in range(200):
+            await genesis_ps.power_sample(toy, "q", method="tps", alpha=4.0, max_new_tokens=3, candidates=8,
+                                          rollouts=2, horizon=3, decision_entropy=1.07, reuse_rollouts=reuse,
+                                          seed=seed)  # fmt: skip
+        calls[reuse] = toy.calls - before
+    assert calls[True] < 0.85 * calls[False]

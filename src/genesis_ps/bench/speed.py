@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from genesis_ps.bench.speed_power import paired_ratios, power_rows, time_to_loglik
+from genesis_ps.bench.speed_power import paired_ratios, power_rows, time_to_loglik, tps_loglik
 from genesis_ps.bench.speed_reference import hf_generate, reference_mh
 from genesis_ps.sampling.params import check_int, check_positive, check_seed
 
@@ -182,6 +182,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
                        max_new_tokens=T, seed=seed)
     say(f"mh (reference style): {ref['seconds']:.2f}s, {ref['tokens_generated']} tokens generated")
     loglik = time_to_loglik(model, cfg, seed, say) if cfg.loglik_prompts else None
+    tps_ll = tps_loglik(model, cfg, seed, say) if cfg.loglik_prompts else None
 
     from genesis_ps.providers.local import blockmm
 
@@ -212,6 +213,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
         "rows": {"single": {"wall_s": single.latency_s, "tokens_generated": single.tokens_generated,
                             "ms_per_token": 1000 * single_tok}, **rows},
         "loglik": loglik,
+        "tps_loglik": tps_ll,
         "paired_with_single": paired,
         "decode_tok_s": decode,
         "generate_tok_s": gen_rate,
@@ -233,6 +235,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
             "smc_kv_peak_cow_vs_no_cow": (smc["kv_peak_bytes"] / no_cow["kv_peak_bytes"]
                                           if no_cow["kv_peak_bytes"] else None),
             "tps_vs_single": paired["median"]["tps"],
+            "tps_fresh_vs_single": paired["median"]["tps_fresh"],
             "mh_early_vs_mh": rows["mh_early"]["wall_s"] / mh["wall_s"],
             "mh_entropy_vs_mh": rows["mh_entropy"]["wall_s"] / mh["wall_s"],
             "mh_decision_vs_mh": rows["mh_decision"]["wall_s"] / mh["wall_s"],
@@ -251,6 +254,10 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
     }
 
 
+def _ci(d: dict[str, Any]) -> str:
+    return f"{d['mean']:+.4f} [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]"
+
+
 def _print_table(report: dict[str, Any]) -> None:
     s = report["settings"]
     print(f"\nbench speed — {s['model']} on {s['device']} ({s['torch_threads']} threads), α={s['alpha']:g}, "
@@ -263,6 +270,7 @@ def _print_table(report: dict[str, Any]) -> None:
             ("MH, decision-point", pr["mh_decision"]["wall_s"], pr["mh_decision"]["tokens_generated"]),
             ("MH, adaptive", pr["mh_adaptive"]["wall_s"], pr["mh_adaptive"]["tokens_generated"]),
             ("TPS (defaults)", pr["tps"]["wall_s"], pr["tps"]["tokens_generated"]),
+            ("TPS, no rollout reuse", pr["tps_fresh"]["wall_s"], pr["tps_fresh"]["tokens_generated"]),
             ("MH (reference style)", report["mh_reference_style_s"], report["mh_reference_style_tokens_generated"]),
             (f"SMC ({s['n_particles']}), no CoW", pr["smc_no_cow"]["wall_s"], pr["smc_no_cow"]["tokens_generated"]),
             (f"SMC ({s['n_particles']}), CoW KV", report["smc_s"], report["smc_tokens_generated"])]
@@ -285,6 +293,12 @@ def _print_table(report: dict[str, Any]) -> None:
             w = ll["paired_wall_s"]
             print(f"  timed again side by side, prompt by prompt: today's MH {w['mh']:.1f}s, entropy-cut MH "
                   f"{w['mh_entropy']:.1f}s (the search's own ratio: {ll['search_ratio']:.2f})")
+    tl = report.get("tps_loglik")
+    if tl:
+        print(f"mean log-lik/token over {tl['prompts']} prompts (T={tl['max_new_tokens']}): single-shot "
+              f"{tl['single']['mean_loglik']:.4f}, TPS {tl['tps']['mean_loglik']:.4f}, TPS without rollout reuse "
+              f"{tl['tps_fresh']['mean_loglik']:.4f}; TPS − single {_ci(tl['tps_minus_single'])}, TPS − no reuse "
+              f"{_ci(tl['tps_minus_tps_fresh'])} (paired, 95%)")
     fp32 = report.get("decode_fp32_weights_tok_s")
     fp32_msg = f", ours on fp32 weights {fp32:.1f} tok/s" if fp32 else ""
     blocks = s.get("block_weight_matrices") or 0

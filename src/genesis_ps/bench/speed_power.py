@@ -11,12 +11,18 @@ Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, le
   jump; exact; :mod:`genesis_ps.sampling.cuts`);
 * ``mh_adaptive`` — uniform cuts, adaptive effort (every block but the last stops after ``patience``
   unchanged steps);
-* ``tps`` — token-level power sampling at its default settings;
+* ``tps`` — token-level power sampling at its default settings (the tokens after a decision taken from the
+  chosen candidate's rollout), and ``tps_fresh`` the same with those tokens drawn afresh
+  (``reuse_rollouts=False``);
 * ``smc`` — the upgraded SMC: copy-on-write KV sharing between particles after resampling (and
   ``smc_no_cow`` the same run without it), with the KV memory each held at peak.
 
-The ratios to single-shot of ``smc``, ``smc_no_cow`` and ``tps`` (the rows with targets) are medians over
+The ratios to single-shot of ``smc``, ``smc_no_cow``, ``tps`` and ``tps_fresh`` are medians over
 ``repeats`` rounds that run single-shot and then each of them back to back (:func:`paired_ratios`).
+
+**TPS's log-likelihood.** Over the same prompts as below, single-shot at τ, ``tps`` and ``tps_fresh`` each
+give a mean log-likelihood per token of the returned text, with paired bootstrap intervals for tps − single
+and tps − tps_fresh (:func:`tps_loglik`): what reusing rollouts costs or gains, beside what it saves.
 
 **Time to today's MH log-likelihood.** Over ``loglik_prompts`` prompts (same α and B, ``loglik_tokens``
 new tokens), today's MH gives a mean log-likelihood per token of the returned text; the same MH with early
@@ -46,9 +52,9 @@ from typing import Any
 
 from genesis_ps.bench.stats import paired_compare
 
-__all__ = ["LOGLIK_PROMPTS", "PAIRED", "SEARCH", "paired_ratios", "power_rows", "time_to_loglik"]
+__all__ = ["LOGLIK_PROMPTS", "PAIRED", "SEARCH", "paired_ratios", "power_rows", "time_to_loglik", "tps_loglik"]
 
-PAIRED = ("smc", "smc_no_cow", "tps")
+PAIRED = ("smc", "smc_no_cow", "tps", "tps_fresh")
 """The rows whose ratio to single-shot has a target: measured in rounds paired with single-shot
 (:func:`paired_ratios`)."""
 
@@ -95,7 +101,7 @@ def _row(r: Any, model: Any) -> dict[str, Any]:
         "extra": {k: v for k, v in r.extra.items() if k in (
             "cuts", "mh_steps", "decision_points", "rollout_calls", "resampler", "proposal_temperature",
             "candidates", "rollouts", "horizon", "decision_entropy", "first_token_changes", "mixing_warning",
-            "early_rejected", "change_at_cut", "moves")},
+            "early_rejected", "change_at_cut", "moves", "reuse_rollouts", "reused_tokens")},
     }  # fmt: skip
 
 
@@ -113,6 +119,8 @@ def _runs(cfg: Any, seed: int) -> dict[str, Any]:
         "mh_decision": today.with_(cuts="entropy", moves="decision"),
         "mh_adaptive": today.with_(adaptive=True),
         "tps": SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.max_new_tokens, seed=seed),
+        "tps_fresh": SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.max_new_tokens, seed=seed,
+                                   reuse_rollouts=False),
         "smc_no_cow": smc,
         "smc": smc,
     }
@@ -215,6 +223,35 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
         "paired_wall_s": {"mh": timed[0], "mh_entropy": timed[1]} if timed else None,
         "ratio": (timed[1] / timed[0]) if timed else None, "seconds": time.perf_counter() - t0,
     }
+
+
+def tps_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
+    """Mean log-likelihood per token of single-shot at τ, TPS and TPS without rollout reuse over the prompts
+    (``loglik_tokens`` new tokens, same seeds), with paired intervals."""
+    from genesis_ps.generation import single_shot
+    from genesis_ps.sampling.params import SamplerParams
+    from genesis_ps.sampling.protocol import Prompt
+
+    n = min(cfg.loglik_prompts, len(LOGLIK_PROMPTS))
+    singles, wall = [], 0.0
+    for i, text in enumerate(LOGLIK_PROMPTS[:n]):
+        _clear(model)
+        c = asyncio.run(single_shot(model, Prompt.user(text), max_new_tokens=cfg.loglik_tokens,
+                                    temperature=1.0 / cfg.alpha, seed=seed + i))  # fmt: skip
+        wall += c.latency_s
+        if c.logp_sum is not None and c.tokens_returned:
+            singles.append(c.logp_sum / c.tokens_returned)
+    out: dict[str, Any] = {"prompts": n, "max_new_tokens": cfg.loglik_tokens,
+                           "single": {"mean_loglik": statistics.fmean(singles), "wall_s": wall, "per_prompt": singles}}
+    tps = SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.loglik_tokens)
+    for name, p in (("tps", tps), ("tps_fresh", tps.with_(reuse_rollouts=False))):
+        ll, w, lls = _mean_loglik(model, p, n, seed)
+        out[name] = {"mean_loglik": ll, "wall_s": w, "per_prompt": lls}
+        say(f"tps loglik: {name} {ll:.4f} nats/token in {w:.1f}s (single-shot {out['single']['mean_loglik']:.4f})")
+    for a, b in (("tps", "single"), ("tps", "tps_fresh")):
+        d = paired_compare(out[b]["per_prompt"], out[a]["per_prompt"], name_a=b, name_b=a, metric="loglik_per_token")
+        out[f"{a}_minus_{b}"] = {"mean": d.mean_diff, "ci": [d.ci_low, d.ci_high]}
+    return out
 
 
 def _paired_walls(model: Any, mh: Any, found: Any, n_prompts: int, seed: int) -> tuple[float, float]:

@@ -59,6 +59,9 @@ def register(sub: Any) -> None:
     p.add_argument("--rollouts", type=int, default=None, help="TPS: rollouts per candidate")
     p.add_argument("--horizon", type=int, default=None, help="TPS: tokens per rollout")
     p.add_argument("--decision-entropy", type=float, default=None, help="TPS: entropy (nats) of a decision point")
+    p.add_argument("--no-reuse-rollouts", dest="reuse_rollouts", action="store_false", default=None,
+                   help="TPS: draw the tokens after a decision afresh instead of taking them from the chosen "
+                        "candidate's rollout (one more model call per decision point)")
     p.add_argument("--provider", choices=_PROVIDERS, default=None, help="model provider (default: embedded)")
     p.add_argument("--model", default=None, help="model name, or a path for provider local")
     p.add_argument("--base-url", default=None, help="server URL for openai-compatible providers")
@@ -80,7 +83,7 @@ def _params(args: argparse.Namespace) -> tuple[SamplerParams, float | None, str,
         ("adaptive", "adaptive"), ("resampler", "resampler"), ("ramp_tokens", "ramp_tokens"),
         ("selection", "selection"), ("candidates", "candidates"), ("rollouts", "rollouts"), ("horizon", "horizon"),
         ("decision_entropy", "decision_entropy"), ("early_reject", "early_reject"),
-        ("change_at_cut", "change_at_cut"), ("moves", "moves"),
+        ("change_at_cut", "change_at_cut"), ("moves", "moves"), ("reuse_rollouts", "reuse_rollouts"),
     ):
         value = getattr(args, arg)
         if value is not None:

@@ -160,6 +160,10 @@ class SamplerParams:
     """TPS: rollouts per candidate estimating the future's power mass (2 is the least the jackknife needs)."""
     horizon: int = 4
     """TPS: tokens per rollout (the future beyond it is not seen)."""
+    reuse_rollouts: bool = True
+    """TPS: the tokens after a chosen candidate, up to the next decision point, come from one of its
+    rollouts (picked in proportion to its importance weight) instead of being drawn again; ``False`` draws
+    them afresh at the proposal temperature (one more model call per decision point)."""
     decision_entropy: float = 4.0
     """TPS: positions whose base next-token entropy (nats) is at least this get rollouts; the others are
     sampled at the proposal temperature. The defaults (3 candidates, 2 rollouts of 4 tokens, 4 nats:
@@ -230,7 +234,7 @@ def _check_extensions(p: SamplerParams) -> None:
     rho = p.change_at_cut
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 <= rho <= 1.0:
         raise ConfigError("change_at_cut", f"must be a probability in [0, 1] (0 = off), got {rho!r}")
-    for flag in ("adaptive", "early_reject"):
+    for flag in ("adaptive", "early_reject", "reuse_rollouts"):
         if not isinstance(getattr(p, flag), bool):
             raise ConfigError(flag, f"must be true or false, got {getattr(p, flag)!r}")
     _at_least("n_tries", p.n_tries, 1)

@@ -33,7 +33,7 @@ from genesis_ps.sampling.protocol import Prompt, Segment, TokenModel
 from genesis_ps.sampling.result import GenerationResult
 from genesis_ps.sampling.target import Reward, Target
 
-__all__ = ["check_tps", "run_tps", "tps_distribution"]
+__all__ = ["check_tps", "reuse_rollout", "run_tps", "tps_distribution"]
 
 
 def check_tps(model: TokenModel, params: SamplerParams, target: Target) -> None:
@@ -80,6 +80,29 @@ def tps_distribution(
     return full, jk / jk.sum()
 
 
+def reuse_rollout(
+    futures: Sequence[Segment], logw: Sequence[float], decision_entropy: float, rng: np.random.Generator
+) -> Segment:
+    """The tokens that follow a chosen candidate, taken from its rollouts: one rollout picked with
+    probability proportional to its importance weight (sampling-importance-resampling: as the rollouts grow
+    in number, the pick tends to the horizon's law under p^α, where a fresh draw follows q), cut before its
+    first decision point — a token whose base entropy is at least ``decision_entropy``, which the next
+    decision gets rollouts for. Rollouts without per-token entropies give nothing; so does a first position
+    that is itself a decision point (the same for every rollout of the candidate), without a draw from
+    ``rng``."""
+    nothing = Segment(tokens=(), logp=(), logq=(), eos=False)
+    first = futures[0].entropy[:1]
+    if not first or first[0] >= decision_entropy:
+        return nothing
+    w = np.exp(np.asarray(logw, dtype=float) - max(logw))
+    s = futures[int(rng.choice(len(futures), p=w / w.sum()))]
+    if len(s.entropy) != s.n_tokens:
+        return nothing
+    k = next((i for i, e in enumerate(s.entropy) if e >= decision_entropy), s.n_tokens)
+    return Segment(tokens=s.tokens[:k], logp=s.logp[:k], logq=s.logq[:k], eos=s.eos and k == s.n_tokens,
+                   entropy=s.entropy[:k])  # fmt: skip
+
+
 def _log_mean(ws: Sequence[float]) -> float:
     top = max(ws)
     return top + math.log(math.fsum(math.exp(w - top) for w in ws) / len(ws))
@@ -103,7 +126,7 @@ async def run_tps(
     alpha, tau, t_max = target.alpha, params.tau, params.max_new_tokens
     eos_id = model.capabilities.eos_token_id
     state: State = EMPTY
-    decisions = rollout_calls = 0
+    decisions = rollout_calls = reused = 0
     exhausted = False
     while not state.eos and len(state) < t_max:
         if not meter.affordable([t_max - len(state)]):
@@ -120,6 +143,7 @@ async def run_tps(
         horizon = min(params.horizon, t_max - len(state) - 1)
         rollable = [c for c, (tok, _) in enumerate(cands) if tok != eos_id] if horizon > 0 else []
         logw: list[list[float]] = [[] for _ in cands]
+        futures: list[list[Segment]] = [[] for _ in cands]
         if len(cands) > 1 and rollable:
             rows = [c for c in rollable for _ in range(params.rollouts)]
             if not meter.affordable([horizon] * len(rows)):
@@ -129,6 +153,7 @@ async def run_tps(
             rollout_calls += 1
             for c, s in zip(rows, segs, strict=True):
                 logw[c].append(alpha * math.fsum(s.logp) - math.fsum(s.logq))
+                futures[c].append(s)
         _, pi = tps_distribution(alpha, [lp for _, lp in cands], logw)
         c = int(rng.choice(len(cands), p=pi))
         tok, lp = cands[c]
@@ -137,6 +162,10 @@ async def run_tps(
         ent = (seg.next_entropy,) if seg.next_entropy is not None and state.has_entropy else ()
         state = state.grow(Segment(tokens=(tok,), logp=(lp,), logq=(math.log(pi[c]),), eos=tok == eos_id,
                                    entropy=ent))  # fmt: skip
+        if params.reuse_rollouts and futures[c] and not state.eos:
+            kept = reuse_rollout(futures[c], logw[c], params.decision_entropy, rng)
+            reused += kept.n_tokens
+            state = state.grow(kept)
     if not state.logp:
         raise CapabilityError(f"{model.provider}/{model.model} returned nothing to sample from")
     return make_result(
@@ -146,5 +175,6 @@ async def run_tps(
             "decision_points": decisions, "rollout_calls": rollout_calls, "candidates": params.candidates,
             "rollouts": params.rollouts, "horizon": params.horizon, "decision_entropy": params.decision_entropy,
             "proposal_temperature": tau, "jackknife": params.rollouts >= 2,
+            "reuse_rollouts": params.reuse_rollouts, "reused_tokens": reused,
         },
     )
