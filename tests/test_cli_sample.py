@@ -172,6 +172,8 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
         d = tl[f"{a}_minus_{b}"]
         assert d["ci"][0] <= d["mean"] <= d["ci"][1]
         assert d["mean"] == pytest.approx(tl[a]["mean_loglik"] - tl[b]["mean_loglik"])
+    assert report["ratios"]["tps_wall_vs_single_over_prompts"] == pytest.approx(
+        tl["tps"]["wall_s"] / tl["single"]["wall_s"])
     assert report["tokens"]["smc"] >= report["smc_tokens_returned"] > 0
     assert report["tokens"]["mh"] > 0 and report["tokens"]["single"] > 0
     paired = report["paired_with_single"]  # the targeted ratios: medians of rounds paired with single-shot

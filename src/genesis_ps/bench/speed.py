@@ -236,6 +236,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
                                           if no_cow["kv_peak_bytes"] else None),
             "tps_vs_single": paired["median"]["tps"],
             "tps_fresh_vs_single": paired["median"]["tps_fresh"],
+            "tps_wall_vs_single_over_prompts": tps_ll["tps_wall_vs_single"] if tps_ll else None,
             "mh_early_vs_mh": rows["mh_early"]["wall_s"] / mh["wall_s"],
             "mh_entropy_vs_mh": rows["mh_entropy"]["wall_s"] / mh["wall_s"],
             "mh_decision_vs_mh": rows["mh_decision"]["wall_s"] / mh["wall_s"],
@@ -298,7 +299,8 @@ def _print_table(report: dict[str, Any]) -> None:
         print(f"mean log-lik/token over {tl['prompts']} prompts (T={tl['max_new_tokens']}): single-shot "
               f"{tl['single']['mean_loglik']:.4f}, TPS {tl['tps']['mean_loglik']:.4f}, TPS without rollout reuse "
               f"{tl['tps_fresh']['mean_loglik']:.4f}; TPS − single {_ci(tl['tps_minus_single'])}, TPS − no reuse "
-              f"{_ci(tl['tps_minus_tps_fresh'])} (paired, 95%)")
+              f"{_ci(tl['tps_minus_tps_fresh'])} (paired, 95%); wall time over single-shot's: TPS "
+              f"{tl['tps_wall_vs_single']:.2f}x, without reuse {tl['tps_fresh_wall_vs_single']:.2f}x")
     fp32 = report.get("decode_fp32_weights_tok_s")
     fp32_msg = f", ours on fp32 weights {fp32:.1f} tok/s" if fp32 else ""
     blocks = s.get("block_weight_matrices") or 0

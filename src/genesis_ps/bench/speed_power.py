@@ -20,9 +20,11 @@ Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, le
 The ratios to single-shot of ``smc``, ``smc_no_cow``, ``tps`` and ``tps_fresh`` are medians over
 ``repeats`` rounds that run single-shot and then each of them back to back (:func:`paired_ratios`).
 
-**TPS's log-likelihood.** Over the same prompts as below, single-shot at τ, ``tps`` and ``tps_fresh`` each
-give a mean log-likelihood per token of the returned text, with paired bootstrap intervals for tps − single
-and tps − tps_fresh (:func:`tps_loglik`): what reusing rollouts costs or gains, beside what it saves.
+**TPS over many prompts.** On the same prompts as below, single-shot at τ, ``tps`` and ``tps_fresh`` run
+back to back on each prompt (:func:`tps_loglik`): each one's mean log-likelihood per token of the returned
+text, with paired bootstrap intervals for tps − single and tps − tps_fresh (what reusing rollouts costs or
+gains), and TPS's total wall time over single-shot's (``tps_wall_vs_single``) — the same ratio as
+``tps_vs_single``, measured over many prompts rather than one.
 
 **Time to today's MH log-likelihood.** Over ``loglik_prompts`` prompts (same α and B, ``loglik_tokens``
 new tokens), today's MH gives a mean log-likelihood per token of the returned text; the same MH with early
@@ -226,31 +228,39 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
 
 
 def tps_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
-    """Mean log-likelihood per token of single-shot at τ, TPS and TPS without rollout reuse over the prompts
-    (``loglik_tokens`` new tokens, same seeds), with paired intervals."""
+    """Single-shot at τ, TPS and TPS without rollout reuse, back to back on each prompt (``loglik_tokens`` new
+    tokens, the same seed): each one's mean log-likelihood per token with paired intervals, and TPS's total
+    wall time over single-shot's — a second measure of ``tps_vs_single``, over many prompts."""
     from genesis_ps.generation import single_shot
     from genesis_ps.sampling.params import SamplerParams
     from genesis_ps.sampling.protocol import Prompt
 
     n = min(cfg.loglik_prompts, len(LOGLIK_PROMPTS))
-    singles, wall = [], 0.0
+    tps = SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.loglik_tokens)
+    runs = {"tps": tps, "tps_fresh": tps.with_(reuse_rollouts=False)}
+    lls: dict[str, list[float]] = {k: [] for k in ("single", *runs)}
+    walls = dict.fromkeys(lls, 0.0)
     for i, text in enumerate(LOGLIK_PROMPTS[:n]):
         _clear(model)
-        c = asyncio.run(single_shot(model, Prompt.user(text), max_new_tokens=cfg.loglik_tokens,
-                                    temperature=1.0 / cfg.alpha, seed=seed + i))  # fmt: skip
-        wall += c.latency_s
-        if c.logp_sum is not None and c.tokens_returned:
-            singles.append(c.logp_sum / c.tokens_returned)
-    out: dict[str, Any] = {"prompts": n, "max_new_tokens": cfg.loglik_tokens,
-                           "single": {"mean_loglik": statistics.fmean(singles), "wall_s": wall, "per_prompt": singles}}
-    tps = SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.loglik_tokens)
-    for name, p in (("tps", tps), ("tps_fresh", tps.with_(reuse_rollouts=False))):
-        ll, w, lls = _mean_loglik(model, p, n, seed)
-        out[name] = {"mean_loglik": ll, "wall_s": w, "per_prompt": lls}
-        say(f"tps loglik: {name} {ll:.4f} nats/token in {w:.1f}s (single-shot {out['single']['mean_loglik']:.4f})")
+        results = {"single": asyncio.run(single_shot(model, Prompt.user(text), max_new_tokens=cfg.loglik_tokens,
+                                                     temperature=1.0 / cfg.alpha, seed=seed + i))}  # fmt: skip
+        for name, p in runs.items():
+            results[name] = _sample(model, Prompt.user(text), p.with_(seed=seed + i))
+        for name, r in results.items():
+            walls[name] += r.latency_s
+            lls[name].append(r.logp_sum / r.tokens_returned if r.logp_sum is not None and r.tokens_returned else
+                             float("nan"))  # fmt: skip
+    out: dict[str, Any] = {"prompts": n, "max_new_tokens": cfg.loglik_tokens}
+    for name in lls:
+        out[name] = {"mean_loglik": statistics.fmean(lls[name]), "wall_s": walls[name], "per_prompt": lls[name]}
     for a, b in (("tps", "single"), ("tps", "tps_fresh")):
-        d = paired_compare(out[b]["per_prompt"], out[a]["per_prompt"], name_a=b, name_b=a, metric="loglik_per_token")
+        d = paired_compare(lls[b], lls[a], name_a=b, name_b=a, metric="loglik_per_token")
         out[f"{a}_minus_{b}"] = {"mean": d.mean_diff, "ci": [d.ci_low, d.ci_high]}
+    out["tps_wall_vs_single"] = walls["tps"] / walls["single"]
+    out["tps_fresh_wall_vs_single"] = walls["tps_fresh"] / walls["single"]
+    say(f"tps over {n} prompts: single-shot {out['single']['mean_loglik']:.4f} nats/token in {walls['single']:.1f}s, "
+        f"tps {out['tps']['mean_loglik']:.4f} in {walls['tps']:.1f}s, tps_fresh {out['tps_fresh']['mean_loglik']:.4f} "
+        f"in {walls['tps_fresh']:.1f}s")
     return out
 
 
