@@ -167,9 +167,9 @@ class SamplerParams:
     decision_entropy: float = 4.0
     """TPS: positions whose base next-token entropy (nats) is at least this get rollouts; the others are
     sampled at the proposal temperature. The defaults (3 candidates, 2 rollouts of 4 tokens, 4 nats:
-    about one position in twenty of the embedded model's text; at 3.5 nats, one in six, TPS took 2.6×
-    single-shot's wall time in ``bench speed``) aim at twice single-shot's wall time on a 2-core CPU; on a
-    GPU, where rollouts batch almost for free, lower the threshold and raise the rest."""
+    about one position in twenty of the embedded model's text) aim at no more than twice single-shot's wall
+    time on a 2-core CPU (``bench speed`` measures it: ``tps_vs_single``); on a GPU, where rollouts batch
+    almost for free, lower the threshold and raise the rest."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

@@ -12,6 +12,15 @@ horizon-limited ζ; a rollout that ends on EOS sees its whole future, an EOS can
 next-token entropy is at least ``decision_entropy``; elsewhere tokens are drawn at τ in one ``extend_until``
 call that runs to the next decision point. All rollouts of a decision point go in one batched call.
 
+After a decision, the chosen candidate's rollouts already hold draws of what follows it, so by default
+(``reuse_rollouts``) the tokens up to the next decision point are taken from one of them, picked with
+probability proportional to its importance weight (:func:`reuse_rollout`) — sampling-importance-resampling,
+whose pick tends to the horizon's law under p^α as the rollouts grow, where a fresh draw at τ follows q. It
+saves the model call and up to ``horizon`` decoding steps per decision point; ``bench speed`` measures both
+ways side by side (rows ``tps`` and ``tps_fresh``), with their log-likelihoods over many prompts. When every
+position is a decision point (``decision_entropy=0``, as ``bench exactness`` runs it) nothing is reused and
+no random number is drawn for it.
+
 The normalised estimate π̂ is a ratio of Monte Carlo sums, biased by O(1/R); a leave-one-rollout-out
 jackknife, π̂_JK = R·π̂ − (R−1)·mean_j π̂_{−j} (negative entries clipped, then renormalised), removes the
 leading term when R ≥ 2. It remains an approximation — the paper proves that no rollout-free per-token
