@@ -140,3 +140,14 @@ async def test_reusing_rollouts_saves_model_calls() -> None:
                                           seed=seed)  # fmt: skip
         calls[reuse] = toy.calls - before
     assert calls[True] < 0.85 * calls[False]
+
+
+async def test_progress_counts_every_returned_token() -> None:
+    toy, seen = random_toy(1), []
+    params = SamplerParams(method="tps", alpha=4.0, max_new_tokens=3, candidates=8, rollouts=2, horizon=3,
+                           decision_entropy=1.07)  # fmt: skip
+    for seed in range(20):
+        seen.clear()
+        r = await run_tps(toy, P, params, target=Target(4.0), rng=np.random.default_rng(seed), budget=None,
+                          evaluator=None, progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+        assert seen == sorted(seen) and seen[-1] == (r.tokens_returned, 3)

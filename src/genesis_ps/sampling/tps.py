@@ -175,6 +175,8 @@ async def run_tps(
             kept = reuse_rollout(futures[c], logw[c], params.decision_entropy, rng)
             reused += kept.n_tokens
             state = state.grow(kept)
+        if progress is not None:
+            progress(len(state), t_max)
     if not state.logp:
         raise CapabilityError(f"{model.provider}/{model.model} returned nothing to sample from")
     return make_result(
