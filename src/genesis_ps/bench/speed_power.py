@@ -114,15 +114,15 @@ def _runs(cfg: Any, seed: int) -> dict[str, Any]:
     today = SamplerParams(method="mh", alpha=cfg.alpha, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc,
                           max_new_tokens=cfg.max_new_tokens, seed=seed, proposal_temperature=1.0 / cfg.alpha)
     smc = today.with_(method="smc", n_particles=cfg.n_particles)
+    tps = SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.max_new_tokens, seed=seed)
     return {
         "mh": today.with_(early_reject=False),
         "mh_early": today.with_(early_reject=True),
         "mh_entropy": today.with_(cuts="entropy"),
         "mh_decision": today.with_(cuts="entropy", moves="decision"),
         "mh_adaptive": today.with_(adaptive=True),
-        "tps": SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.max_new_tokens, seed=seed),
-        "tps_fresh": SamplerParams(method="tps", alpha=cfg.alpha, max_new_tokens=cfg.max_new_tokens, seed=seed,
-                                   reuse_rollouts=False),
+        "tps": tps,
+        "tps_fresh": tps.with_(reuse_rollouts=False),
         "smc_no_cow": smc,
         "smc": smc,
     }
@@ -181,8 +181,13 @@ def _mean_loglik(model: Any, params: Any, n_prompts: int, seed: int) -> tuple[fl
         r = _sample(model, Prompt.user(text), params.with_(seed=seed + i))
         wall += r.latency_s
         if r.logp_sum is not None and r.tokens_returned:
-            lls.append(r.logp_sum / r.tokens_returned)
+            lls.append(_loglik_per_token(r))
     return statistics.fmean(lls), wall, lls
+
+
+def _loglik_per_token(r: Any) -> float:
+    """Mean base log p per returned token of a result (NaN when it returned nothing scored)."""
+    return r.logp_sum / r.tokens_returned if r.logp_sum is not None and r.tokens_returned else float("nan")
 
 
 def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
@@ -248,8 +253,7 @@ def tps_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
             results[name] = _sample(model, Prompt.user(text), p.with_(seed=seed + i))
         for name, r in results.items():
             walls[name] += r.latency_s
-            lls[name].append(r.logp_sum / r.tokens_returned if r.logp_sum is not None and r.tokens_returned else
-                             float("nan"))  # fmt: skip
+            lls[name].append(_loglik_per_token(r))
     out: dict[str, Any] = {"prompts": n, "max_new_tokens": cfg.loglik_tokens}
     for name in lls:
         out[name] = {"mean_loglik": statistics.fmean(lls[name]), "wall_s": walls[name], "per_prompt": lls[name]}

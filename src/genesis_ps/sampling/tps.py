@@ -100,13 +100,10 @@ def reuse_rollout(
     that is itself a decision point (the same for every rollout of the candidate), without a draw from
     ``rng``."""
     nothing = Segment(tokens=(), logp=(), logq=(), eos=False)
-    first = futures[0].entropy[:1]
-    if not first or first[0] >= decision_entropy:
+    if any(len(f.entropy) != f.n_tokens for f in futures) or futures[0].entropy[0] >= decision_entropy:
         return nothing
     w = np.exp(np.asarray(logw, dtype=float) - max(logw))
     s = futures[int(rng.choice(len(futures), p=w / w.sum()))]
-    if len(s.entropy) != s.n_tokens:
-        return nothing
     k = next((i for i, e in enumerate(s.entropy) if e >= decision_entropy), s.n_tokens)
     return Segment(tokens=s.tokens[:k], logp=s.logp[:k], logq=s.logq[:k], eos=s.eos and k == s.n_tokens,
                    entropy=s.entropy[:k])  # fmt: skip
