@@ -8,6 +8,11 @@
  * which is exactly how the GGUF reader dequantises it in numpy: the weights used are bit for bit the
  * fp32 weights of the dequantised model, and only the order of the fp32 sums differs from a GEMM.
  *
+ * A row's sums run in one fixed order whether it is multiplied alone or with up to six other rows (up to two
+ * on a CPU without AVX-512VL): few_rows gives each row four accumulators as the one-row loop does, so
+ * those batches decode each row with the bits it gets alone, and keep 4·R fma chains in flight where one
+ * chain per row waited on each fma's latency. Full groups of eight rows use rows8_cols2 (another order).
+ *
  * Output columns are split over the persistent threads of pool.c.
  *
  * Built by genesis_ps/providers/local/blockmm.py with cowattn.c and pool.c:
@@ -72,7 +77,7 @@ typedef struct {
 
 /* Eight rows by two output columns (n, n + 1): the x loads are shared by both columns. The 16 accumulators,
  * 8 dequantised weight vectors and 4 x vectors need the 32 vector registers of AVX-512VL (built with it
- * where the CPU has it); each column's sums run in the same order as in the one-column loop below. */
+ * where the CPU has it); each column's sums run in the same order as rows_chain's. */
 static void rows8_cols2(int kind, const uint8_t *row0, const uint8_t *row1, int64_t nb, int64_t bsize,
                         const float *xs, int64_t ldx, float *ys, int64_t ldy, int64_t n) {
     __m256 a0[MAX_ROWS], a1[MAX_ROWS];
@@ -103,6 +108,83 @@ static void rows8_cols2(int kind, const uint8_t *row0, const uint8_t *row1, int6
     }
 }
 
+/* R rows (R <= 6) by one output column, each row's sum in the order of the one-row loop: four
+ * accumulators, one per 8-weight quarter of a block, added pairwise at the end. A row decoded in a batch of
+ * up to seven rows therefore gets the same bits as decoded alone, and the 4·R independent fma chains keep
+ * the FMA units busy where one chain per row would wait on each fma's latency. */
+static inline __attribute__((always_inline)) void rows_col1(int kind, const uint8_t *row, int64_t nb,
+                                                            int64_t bsize, const float *xs, int64_t ldx,
+                                                            float *ys, int64_t ldy, int64_t n, const int R) {
+    __m256 acc[6][4];
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < 4; i++) acc[r][i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256 w[4];
+        load_block(kind, row + b * bsize, w);
+        const float *xb = xs + b * 32;
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < 4; i++)
+                acc[r][i] = _mm256_fmadd_ps(w[i], _mm256_loadu_ps(xb + r * ldx + 8 * i), acc[r][i]);
+    }
+    for (int r = 0; r < R; r++)
+        ys[r * ldy + n] = hsum(_mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3])));
+}
+
+#ifdef __AVX512VL__
+#define GROUP 6 /* 4·6 accumulators, 4 weight vectors and an x vector: 29 of AVX-512VL's 32 registers */
+#define FEW 7   /* every row count below MAX_ROWS goes through few_rows */
+#else
+#define GROUP 3 /* 4·3 + 4 + 1 = 17 of AVX2's 16 registers: one spill, still ahead of one chain per row */
+#define FEW 3   /* above this, two weight passes would cost more than rows_chain's latency */
+#endif
+
+/* Rows [0, mr) (mr <= FEW) of output column n, in groups of at most GROUP rows that each dequantise the
+ * weights once. */
+static inline __attribute__((always_inline)) void few_rows(int kind, const uint8_t *row, int64_t nb,
+                                                           int64_t bsize, const float *xs, int64_t ldx,
+                                                           float *ys, int64_t ldy, int64_t n, int64_t mr) {
+    for (int64_t r0 = 0; r0 < mr; r0 += GROUP) {
+        const int64_t g = mr - r0 < GROUP ? mr - r0 : GROUP;
+        const float *x = xs + r0 * ldx;
+        float *y = ys + r0 * ldy;
+        switch (g) { /* a constant row count per call, so the compiler keeps the accumulators in registers */
+        case 1: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 1); break;
+        case 2: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 2); break;
+#if GROUP > 3
+        case 3: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 3); break;
+        case 4: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 4); break;
+        case 5: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 5); break;
+        default: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 6); break;
+#else
+        default: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 3); break;
+#endif
+        }
+    }
+}
+
+/* Rows [0, mr) of output column n, one accumulator per row (rows8_cols2's order, for its odd last column,
+ * and for row counts above FEW on AVX2). */
+static void rows_chain(int kind, const uint8_t *row, int64_t nb, int64_t bsize, const float *xs, int64_t ldx,
+                       float *ys, int64_t ldy, int64_t n, int64_t mr) {
+    __m256 acc[MAX_ROWS];
+    for (int r = 0; r < mr; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256 w[4];
+        load_block(kind, row + b * bsize, w);
+        const float *xb = xs + b * 32;
+        for (int r = 0; r < mr; r++) {
+            const float *xr = xb + r * ldx;
+            __m256 a = acc[r];
+            a = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xr), a);
+            a = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xr + 8), a);
+            a = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xr + 16), a);
+            a = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xr + 24), a);
+            acc[r] = a;
+        }
+    }
+    for (int r = 0; r < mr; r++) ys[r * ldy + n] = hsum(acc[r]);
+}
+
 /* Output columns [n_lo, n_hi) of the product. */
 static void run_rows(const job_t *j, int64_t n_lo, int64_t n_hi) {
     const int kind = j->kind;
@@ -119,40 +201,11 @@ static void run_rows(const job_t *j, int64_t n_lo, int64_t n_hi) {
         if (mr == MAX_ROWS)
             for (; n + 1 < n_hi; n += 2)
                 rows8_cols2(kind, W + n * row_bytes, W + (n + 1) * row_bytes, nb, bsize, xs, ldx, ys, ldy, n);
-        for (; n < n_hi; n++) {
-            const uint8_t *row = W + n * row_bytes;
-            if (mr == 1) { /* four independent sums: one chain of fmas would be latency-bound */
-                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                for (int64_t b = 0; b < nb; b++) {
-                    __m256 w[4];
-                    load_block(kind, row + b * bsize, w);
-                    const float *xb = xs + b * 32;
-                    a0 = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xb), a0);
-                    a1 = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xb + 8), a1);
-                    a2 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xb + 16), a2);
-                    a3 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xb + 24), a3);
-                }
-                ys[n] = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-                continue;
-            }
-            __m256 acc[MAX_ROWS];
-            for (int r = 0; r < MAX_ROWS; r++) acc[r] = _mm256_setzero_ps();
-            for (int64_t b = 0; b < nb; b++) {
-                __m256 w[4];
-                load_block(kind, row + b * bsize, w);
-                const float *xb = xs + b * 32;
-                for (int r = 0; r < mr; r++) {
-                    const float *xr = xb + r * ldx;
-                    __m256 a = acc[r];
-                    a = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xr), a);
-                    a = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xr + 8), a);
-                    a = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xr + 16), a);
-                    a = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xr + 24), a);
-                    acc[r] = a;
-                }
-            }
-            for (int r = 0; r < mr; r++) ys[r * ldy + n] = hsum(acc[r]);
-        }
+        if (mr == 1) /* decoding one sequence: the common case, without the grouping's branches */
+            for (; n < n_hi; n++) rows_col1(kind, W + n * row_bytes, nb, bsize, xs, ldx, ys, ldy, n, 1);
+        else if (mr <= FEW)
+            for (; n < n_hi; n++) few_rows(kind, W + n * row_bytes, nb, bsize, xs, ldx, ys, ldy, n, mr);
+        for (; n < n_hi; n++) rows_chain(kind, W + n * row_bytes, nb, bsize, xs, ldx, ys, ldy, n, mr);
     }
 }
 
