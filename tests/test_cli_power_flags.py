@@ -29,7 +29,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     (["--horizon", "0"], "--horizon"), (["--ramp-tokens", "-2"], "--ramp-tokens"),
     (["--decision-entropy", "-1"], "--decision-entropy"), (["--proposal-temperature", "0"], "--proposal-temperature"),
     (["--moves", "differ", "--change-at-cut", "0.5"], "--change-at-cut"),
-    (["--moves", "decision", "--tries", "2"], "--moves"),
+    (["--moves", "decision", "--tries", "2"], "--moves"), (["--block-tries", "0"], "--block-tries"),
 ])  # fmt: skip
 def test_bad_values_fail_before_loading(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], name: str
@@ -51,6 +51,7 @@ def test_an_unknown_move_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsy
     ["--method", "mh", "--early-reject"],
     ["--method", "mh", "--cuts", "entropy", "--moves", "decision", "--early-reject"],
     ["--method", "mh", "--moves", "differ"],
+    ["--method", "mh", "--cuts", "entropy", "--moves", "decision", "--block-tries", "3"],
     ["--method", "smc", "--resampler", "chopthin", "--ramp-tokens", "2", "--particles", "4"],
     ["--method", "smc", "--selection", "consensus", "--particles", "4"],
     ["--method", "tps", "--candidates", "2", "--rollouts", "2", "--horizon", "2", "--decision-entropy", "0"],
@@ -64,6 +65,8 @@ def test_each_option_runs_on_a_toy(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     assert rec["method"] == argv[1] and rec["fallback"] is None and rec["tokens_generated"] >= rec["tokens_returned"]
     if "--moves" in argv:  # the flag reaches the sampler
         assert rec["extra"]["moves"] == argv[argv.index("--moves") + 1]
+    if "--block-tries" in argv:
+        assert rec["extra"]["block_tries"] == int(argv[argv.index("--block-tries") + 1])
 
 
 def test_early_reject_reaches_the_sampler(

@@ -142,14 +142,15 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
                                      "mh_per_token_vs_single", "smc_vs_single", "tps_vs_single",
                                      "mh_entropy_time_to_mh_loglik", "smc_kv_peak_cow_vs_no_cow"}
     assert all(v > 0 for v in report["ratios"].values() if v is not None)
-    assert set(report["rows"]) == {"single", "mh", "mh_early", "mh_entropy", "mh_decision", "mh_adaptive", "tps",
-                                   "tps_fresh", "smc_no_cow", "smc"}  # fmt: skip
+    assert set(report["rows"]) == {"single", "mh", "mh_early", "mh_entropy", "mh_decision", "mh_decision_bt2",
+                                   "mh_adaptive", "tps", "tps_fresh", "smc_no_cow", "smc"}  # fmt: skip
     assert report["rows"]["tps"]["extra"]["reuse_rollouts"]
     assert not report["rows"]["tps_fresh"]["extra"]["reuse_rollouts"]
     for name, row in report["rows"].items():
         assert row["wall_s"] > 0 and row["tokens_generated"] > 0 and row["ms_per_token"] > 0, name
     assert report["rows"]["mh_entropy"]["extra"]["cuts"] == "entropy"
     assert report["rows"]["mh_decision"]["extra"]["moves"] == "decision"
+    assert report["rows"]["mh_decision_bt2"]["extra"]["block_tries"] == 2
     ll = report["loglik"]
     assert ll["prompts"] == 2 and ll["mh_entropy_trace"] and ll["mh_mean_loglik"] < 0
     assert (ll["ratio"] is None) == (ll["mh_entropy_reached"] is None) == (ll["paired_wall_s"] is None)
@@ -159,8 +160,8 @@ def test_bench_speed_json_on_the_embedded_model(capsys: pytest.CaptureFixture[st
         assert ll["search_ratio"] == pytest.approx(ll["mh_entropy_reached"]["wall_s"] / ll["mh_wall_s"])
     from genesis_ps.bench.speed_power import SEARCH
 
-    searched = [(t["n_mcmc"], t["n_tries"], t["moves"]) for t in ll["mh_entropy_trace"]]
-    want = [(s, t, moves) for s in (1, 2) for moves, t in SEARCH]
+    searched = [(t["n_mcmc"], t["n_tries"], t["moves"], t["block_tries"]) for t in ll["mh_entropy_trace"]]
+    want = [(s, t, moves, bt) for s in (1, 2) for moves, t, bt in SEARCH]
     assert searched == want[: len(searched)]  # in order of rising cost
     if ll["mh_entropy_reached"] is not None:
         diff = ll["mh_entropy_reached"]["difference"]

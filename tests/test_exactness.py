@@ -61,7 +61,8 @@ def test_large_alpha_and_effort_sections() -> None:
     assert by["mh_cold"]["tv"] > 0.8 and by["mh_cold"]["unmixed_fraction"] > 0.9  # τ = 1/16 cannot mix
     assert by["mh"]["tv"] < 0.1 and by["mh"]["unmixed_fraction"] < 0.5
     effort = tokens_to_target(cfg, np.random.default_rng(0))
-    assert [e["method"] for e in effort] == ["mh_full", "mh", "mh_entropy", "mh_change", "mh_differ", "mh_decision"]
+    assert [e["method"] for e in effort] == ["mh_full", "mh", "mh_entropy", "mh_change", "mh_differ", "mh_decision",
+                                                "mh_decision_bt2"]
     for e in effort:
         assert e["trace"] and (e["tokens_to_target"] is None or e["tokens_to_target"] == e["trace"][-1][2])
         assert len(e["sweeps"]) == 1
@@ -69,6 +70,7 @@ def test_large_alpha_and_effort_sections() -> None:
 
     md = markdown({"rows": rows, "effort": effort, "command": "x", "machine": {}})
     assert "| eos | 2 |" in md and "mh: saving" in md and "mh_entropy: saving" in md and "mh_decision: saving" in md
+    assert "mh_decision_bt2: saving" in md
 
 
 def test_command_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:

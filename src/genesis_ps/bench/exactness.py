@@ -17,7 +17,8 @@ and ``tokens_per_sample``, every token the method generated per returned sample.
   (decision-point cuts, with early rejection),
   ``mh_change`` (uniform cuts, the token at the cut redrawn without the current one: ``change_at_cut``),
   ``mh_differ`` (uniform cuts, every proposal differs from the current state: ``moves="differ"``),
-  ``mh_decision`` (decision-point MH: entropy cuts with ``moves="decision"``), ``mh_adaptive`` (adaptive
+  ``mh_decision`` (decision-point MH: entropy cuts with ``moves="decision"``), ``mh_decision_bt2`` (the
+  same, each block started from two draws by importance weight: ``block_tries=2``), ``mh_adaptive`` (adaptive
   effort), ``mh_naive`` (the ablation without the stage limit and the length
   correction; ``--method mh_no_length_term`` / ``mh_own_length`` drop one of the two), ``smc``, ``imh``,
   ``smc_adaptive`` (rounds of particles pooled by Ẑ), ``tps`` (token-level power sampling, approximate, at
@@ -27,7 +28,7 @@ and ``tokens_per_sample``, every token the method generated per returned sample.
   ``mh_cold`` / ``smc_cold`` at τ = 1/α, with ``unmixed_fraction``: the share of runs that could not
   have mixed (MH: no accepted move changed the first token; SMC: every particle drew the same one);
 * **effort** — tokens to reach the target TV for ``mh_full``, ``mh``, ``mh_entropy``, ``mh_change``,
-  ``mh_differ`` and ``mh_decision``, sweeping N_MCMC.
+  ``mh_differ``, ``mh_decision`` and ``mh_decision_bt2``, sweeping N_MCMC.
 
 All MH chains of a row run in lockstep (:func:`~genesis_ps.sampling.mh.mh_chains`, the kernel of
 ``run_mh``); SMC, IMH and TPS run once per sample. SMC returns one particle drawn from N weighted ones,
@@ -59,8 +60,8 @@ from genesis_ps.testing.toys import TOYS, ToyLM
 
 __all__ = ["BENCH_METHODS", "CHANGE_AT_CUT", "ExactnessConfig", "draw", "register", "run_exactness", "tokens_to_target"]
 
-BENCH_METHODS = ("mh_full", "mh", "mh_entropy", "mh_change", "mh_differ", "mh_decision", "mh_adaptive", "mh_naive",
-                 "smc", "smc_adaptive", "imh", "tps", "low_temp")  # fmt: skip
+BENCH_METHODS = ("mh_full", "mh", "mh_entropy", "mh_change", "mh_differ", "mh_decision", "mh_decision_bt2",
+                 "mh_adaptive", "mh_naive", "smc", "smc_adaptive", "imh", "tps", "low_temp")  # fmt: skip
 EXTRA_METHODS = ("mh_no_length_term", "mh_own_length", "smc_anneal", "smc_chopthin", "mh_cold",
                  "smc_cold", "mh_mtm", "mh_entropy_change")  # fmt: skip
 """Optional rows (``--method``): MH with only the length term or only the stage limit dropped; SMC with α
@@ -68,12 +69,13 @@ annealed over two blocks, with chopthin resampling, with adaptive rounds; MH / S
 four tries per entropy cut; entropy cuts with the change at the cut (ρ = 0.5: the previous definition of
 decision-point MH)."""
 LARGE_ALPHA_METHODS = ("mh", "mh_cold", "smc", "smc_cold")
-EFFORT_METHODS = ("mh_full", "mh", "mh_entropy", "mh_change", "mh_differ", "mh_decision")
+EFFORT_METHODS = ("mh_full", "mh", "mh_entropy", "mh_change", "mh_differ", "mh_decision", "mh_decision_bt2")
 EFFORT_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48)
 CHANGE_AT_CUT = 0.5
 """ρ of the change at the cut in the ``mh_change`` and ``mh_entropy_change`` rows."""
 _MH_ABLATIONS = {"mh_naive": (False, False), "mh_no_length_term": (True, False), "mh_own_length": (False, True)}
 _PROMPT = Prompt.text("")
+_MOVES = {"mh_differ": "differ", "mh_decision": "decision", "mh_decision_bt2": "decision"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,10 +130,11 @@ def _params(cfg: ExactnessConfig, method: str, alpha: float, t_max: int, rollout
         )
     return SamplerParams(
         method="mh", alpha=alpha, max_new_tokens=t_max, block_size=cfg.block_size, n_mcmc=cfg.n_mcmc,
-        cuts="entropy" if method in ("mh_entropy", "mh_mtm", "mh_decision", "mh_entropy_change") else "uniform",
+        cuts="entropy" if method in ("mh_entropy", "mh_mtm", "mh_decision", "mh_decision_bt2", "mh_entropy_change")
+        else "uniform", block_tries=2 if method == "mh_decision_bt2" else 1,
         adaptive=method == "mh_adaptive", n_tries=4 if method == "mh_mtm" else 1, early_reject=method != "mh_full",
         change_at_cut=CHANGE_AT_CUT if method in ("mh_change", "mh_entropy_change") else 0.0,
-        moves={"mh_differ": "differ", "mh_decision": "decision"}.get(method, "plain"), **cold,  # type: ignore[arg-type]
+        moves=_MOVES.get(method, "plain"), **cold,  # type: ignore[arg-type]
     )
 
 

@@ -66,7 +66,8 @@ def markdown(report: dict[str, Any]) -> str:
         "(`change_at_cut`); `mh_differ` proposes at each cut a suffix that differs from the current one, "
         "generated from its first difference (`moves=\"differ\"`); `mh_decision` is decision-point MH: "
         "entropy-jump cuts with `moves=\"decision\"` (differ moves, and at 30% of the steps the token before an "
-        "entropy jump redrawn without the current one). "
+        "entropy jump redrawn without the current one). `mh_decision_bt2` is the same with two block tries: "
+        "each block starts from one of two draws picked by importance weight p^α/q (`block_tries=2`). "
         "`mh_adaptive` stops a block's steps after 3 unchanged steps in a row (at most "
         "N_MCMC).",
         "",

@@ -240,6 +240,7 @@ def run_speed(cfg: SpeedConfig, seed: int, *, log: Any = None) -> dict[str, Any]
             "mh_early_vs_mh": rows["mh_early"]["wall_s"] / mh["wall_s"],
             "mh_entropy_vs_mh": rows["mh_entropy"]["wall_s"] / mh["wall_s"],
             "mh_decision_vs_mh": rows["mh_decision"]["wall_s"] / mh["wall_s"],
+            "mh_decision_bt2_vs_mh": rows["mh_decision_bt2"]["wall_s"] / mh["wall_s"],
             "mh_adaptive_vs_mh": rows["mh_adaptive"]["wall_s"] / mh["wall_s"],
             "mh_entropy_time_to_mh_loglik": loglik["ratio"] if loglik else None,
             "mh_early_time_ratio": loglik["mh_early_time_ratio"] if loglik else None,
@@ -269,6 +270,7 @@ def _print_table(report: dict[str, Any]) -> None:
             ("MH (ours, today)", report["mh_s"], report["mh_tokens_generated"]),
             ("MH, entropy cuts", pr["mh_entropy"]["wall_s"], pr["mh_entropy"]["tokens_generated"]),
             ("MH, decision-point", pr["mh_decision"]["wall_s"], pr["mh_decision"]["tokens_generated"]),
+            ("MH, decision, 2 block tries", pr["mh_decision_bt2"]["wall_s"], pr["mh_decision_bt2"]["tokens_generated"]),
             ("MH, adaptive", pr["mh_adaptive"]["wall_s"], pr["mh_adaptive"]["tokens_generated"]),
             ("TPS (defaults)", pr["tps"]["wall_s"], pr["tps"]["tokens_generated"]),
             ("TPS, no rollout reuse", pr["tps_fresh"]["wall_s"], pr["tps_fresh"]["tokens_generated"]),
@@ -285,7 +287,8 @@ def _print_table(report: dict[str, Any]) -> None:
         hit = ll["mh_entropy_reached"]
         print(f"mean log-lik/token over {ll['prompts']} prompts (T={ll['max_new_tokens']}): today's MH "
               f"{ll['mh_mean_loglik']:.4f} in {ll['mh_wall_s']:.1f}s; entropy-cut MH "
-              + (f"reached it at N_MCMC={hit['n_mcmc']}, {hit['n_tries']} tries, {hit.get('moves', 'plain')} moves "
+              + (f"reached it at N_MCMC={hit['n_mcmc']}, {hit['n_tries']} tries, {hit.get('moves', 'plain')} moves, "
+                 f"{hit.get('block_tries', 1)} block tries "
                  f"({hit['mean_loglik']:.4f}, paired "
                  f"difference {hit['difference']['mean']:+.4f} [{hit['difference']['ci'][0]:+.4f}, "
                  f"{hit['difference']['ci'][1]:+.4f}]) in {hit['wall_s']:.1f}s"

@@ -9,6 +9,8 @@ Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, le
 * ``mh_decision`` — decision-point MH: entropy cuts with ``moves="decision"`` (every proposal differs from
   the current state, generated from its first difference; some steps change the token before an entropy
   jump; exact; :mod:`genesis_ps.sampling.cuts`);
+* ``mh_decision_bt2`` — decision-point MH whose blocks each start from the better-weighted of two draws
+  (``block_tries=2``: sampling-importance-resampling, one batched call; the chain's steps are unchanged);
 * ``mh_adaptive`` — uniform cuts, adaptive effort (every block but the last stops after ``patience``
   unchanged steps);
 * ``tps`` — token-level power sampling at its default settings (the tokens after a decision taken from the
@@ -30,7 +32,8 @@ gains), and TPS's total wall time over single-shot's (``tps_wall_vs_single``) �
 new tokens), today's MH gives a mean log-likelihood per token of the returned text; the same MH with early
 rejection is run once at the same N_MCMC (its wall time over today's is ``mh_early_time_ratio``: the same
 chain, so the same log-likelihood in distribution); decision-point MH (entropy cuts) is then run, in this
-fixed order of rising cost, at N_MCMC = 1 with decision moves and then differ moves (one try each), then
+fixed order of rising cost, at N_MCMC = 1 with decision moves and then differ moves (one try each), the
+same two with two block tries (each block's start resampled from two draws by importance weight), then
 with plain moves at 2, 4 and 8 tries per cut (``SEARCH``), then the same at N_MCMC = 2, … up to
 2·n_mcmc, until its mean reaches that;
 ``mh_entropy_time_to_mh_loglik`` is its wall time there over today's MH's (None when none reached it),
@@ -60,10 +63,12 @@ PAIRED = ("smc", "smc_no_cow", "tps", "tps_fresh")
 """The rows whose ratio to single-shot has a target: measured in rounds paired with single-shot
 (:func:`paired_ratios`)."""
 
-SEARCH = (("decision", 1), ("differ", 1), ("plain", 2), ("plain", 4), ("plain", 8))
-"""(moves, tries per cut) that the time-to-log-likelihood search runs at each N_MCMC, in this order: one try
-with decision moves, one with differ moves, then plain moves with 2, 4 and 8 tries (multiple tries need a
-proposal that does not depend on the current suffix). Every configuration cuts at entropy jumps."""
+SEARCH = (("decision", 1, 1), ("differ", 1, 1), ("differ", 1, 2), ("decision", 1, 2), ("plain", 2, 1), ("plain", 4, 1),
+          ("plain", 8, 1))  # fmt: skip
+"""(moves, tries per cut, block tries) that the time-to-log-likelihood search runs at each N_MCMC, in this
+order: one try with decision moves, one with differ moves, the same two with each block's start resampled
+from two draws (``block_tries=2``), then plain moves with 2, 4 and 8 tries (multiple tries need a proposal
+that does not depend on the current suffix). Every configuration cuts at entropy jumps."""
 
 LOGLIK_PROMPTS = (
     "Write a short story about a lighthouse keeper.", "Explain why the sky is blue.",
@@ -103,7 +108,7 @@ def _row(r: Any, model: Any) -> dict[str, Any]:
         "extra": {k: v for k, v in r.extra.items() if k in (
             "cuts", "mh_steps", "decision_points", "rollout_calls", "resampler", "proposal_temperature",
             "candidates", "rollouts", "horizon", "decision_entropy", "first_token_changes", "mixing_warning",
-            "early_rejected", "change_at_cut", "moves", "reuse_rollouts", "reused_tokens")},
+            "early_rejected", "change_at_cut", "moves", "reuse_rollouts", "reused_tokens", "block_tries")},
     }  # fmt: skip
 
 
@@ -120,6 +125,7 @@ def _runs(cfg: Any, seed: int) -> dict[str, Any]:
         "mh_early": today.with_(early_reject=True),
         "mh_entropy": today.with_(cuts="entropy"),
         "mh_decision": today.with_(cuts="entropy", moves="decision"),
+        "mh_decision_bt2": today.with_(cuts="entropy", moves="decision", block_tries=2),
         "mh_adaptive": today.with_(adaptive=True),
         "tps": tps,
         "tps_fresh": tps.with_(reuse_rollouts=False),
@@ -205,14 +211,17 @@ def time_to_loglik(model: Any, cfg: Any, seed: int, say: Any) -> dict[str, Any]:
     trace = []
     reached: dict[str, Any] | None = None
     found = None
-    for steps, (moves, tries) in [(s, c) for s in range(1, 2 * cfg.n_mcmc + 1) for c in SEARCH]:
-        p = base.with_(cuts="entropy", n_mcmc=steps, n_tries=tries, moves=moves)
+    for steps, (moves, tries, btries) in [(s, c) for s in range(1, 2 * cfg.n_mcmc + 1) for c in SEARCH]:
+        p = base.with_(cuts="entropy", n_mcmc=steps, n_tries=tries, moves=moves, block_tries=btries)
         ll, wall, lls = _mean_loglik(model, p, n, seed)
-        trace.append({"n_mcmc": steps, "n_tries": tries, "moves": moves, "mean_loglik": ll, "wall_s": wall})
-        say(f"loglik: mh_entropy N_MCMC={steps} tries={tries} moves={moves}: {ll:.4f} in {wall:.1f}s")
+        trace.append({"n_mcmc": steps, "n_tries": tries, "moves": moves, "block_tries": btries, "mean_loglik": ll,
+                      "wall_s": wall})  # fmt: skip
+        say(f"loglik: mh_entropy N_MCMC={steps} tries={tries} moves={moves} block_tries={btries}: {ll:.4f} in "
+            f"{wall:.1f}s")  # fmt: skip
         if ll >= goal:
             diff = paired_compare(mh_lls, lls, name_a="mh", name_b="mh_entropy", metric="loglik_per_token")
-            reached = {"n_mcmc": steps, "n_tries": tries, "moves": moves, "mean_loglik": ll, "wall_s": wall,
+            reached = {"n_mcmc": steps, "n_tries": tries, "moves": moves, "block_tries": btries, "mean_loglik": ll,
+                       "wall_s": wall,
                        "per_prompt": lls, "difference": {"mean": diff.mean_diff, "ci": [diff.ci_low, diff.ci_high]}}
             say(f"loglik: reached; mh_entropy − today's MH {diff.mean_diff:+.4f} [{diff.ci_low:+.4f}, "
                 f"{diff.ci_high:+.4f}] nats/token (paired, 95%)")

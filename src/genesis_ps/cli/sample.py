@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
     p.add_argument("--proposal-temperature", type=float, default=None, help="proposal τ (default max(1/alpha, 1/3))")
     p.add_argument("--cuts", choices=CUTS, default=None, help="MH cut positions: uniform | entropy (decision points)")
     p.add_argument("--tries", type=int, default=None, help="MH suffixes proposed per cut (multiple-try when > 1)")
+    p.add_argument("--block-tries", type=int, default=None,
+                   help="MH: continuations drawn for each new block, one kept by importance weight (1 = one draw)")
     p.add_argument("--change-at-cut", type=float, default=None, metavar="RHO",
                    help="MH: probability that a step redraws the token at its cut without the current one (exact; "
                         "local and toy models; 0 = off)")
@@ -80,6 +82,7 @@ def _params(args: argparse.Namespace) -> tuple[SamplerParams, float | None, str,
         ("method", "method"), ("alpha", "alpha"), ("n_mcmc", "n_mcmc"), ("block_size", "block_size"),
         ("max_new_tokens", "max_new_tokens"), ("particles", "n_particles"), ("seed", "seed"),
         ("proposal_temperature", "proposal_temperature"), ("cuts", "cuts"), ("tries", "n_tries"),
+        ("block_tries", "block_tries"),
         ("adaptive", "adaptive"), ("resampler", "resampler"), ("ramp_tokens", "ramp_tokens"),
         ("selection", "selection"), ("candidates", "candidates"), ("rollouts", "rollouts"), ("horizon", "horizon"),
         ("decision_entropy", "decision_entropy"), ("early_reject", "early_reject"),

@@ -196,13 +196,21 @@ async def mh_chains(
         grow = [i for i, s in enumerate(states) if not s.eos and len(s) < limit]
         if grow:
             max_new = [limit - len(states[i]) for i in grow]
-            if not meter.affordable(max_new):
+            nb = params.block_tries
+            if not meter.affordable([m for m in max_new for _ in range(nb)]):
                 run.budget_exhausted = True
                 break
-            segs = await meter.extend([states[i].tokens for i in grow], max_new, tau)
-            for i, seg in zip(grow, segs, strict=True):
-                states[i] = states[i].grow(seg)
-                rewards[i] = rterm(states[i])
+            segs = await meter.extend([states[i].tokens for i in grow for _ in range(nb)],
+                                      [m for m in max_new for _ in range(nb)], tau)  # fmt: skip
+            for a, i in enumerate(grow):
+                grown = [states[i].grow(seg) for seg in segs[a * nb : (a + 1) * nb]]
+                got = [rterm(g) for g in grown] if tilted else [0.0] * nb
+                j = 0
+                if nb > 1:  # sampling-importance-resampling: one continuation ∝ π/q given the shared prefix
+                    w = [suffix_log_weight(alpha, seg.logp, seg.logq, r)
+                         for seg, r in zip(segs[a * nb : (a + 1) * nb], got, strict=True)]  # fmt: skip
+                    j = int(rng.choice(nb, p=_softmax(w)))
+                states[i], rewards[i] = grown[j], got[j]
         if final_stage:
             for i, s in enumerate(states):
                 if bests is not None:
@@ -348,7 +356,8 @@ async def run_mh(
         "block_size": params.block_size, "stages": len(stage_limits(params.max_new_tokens, params.block_size)),
         "stages_done": run.stages_done, "proposal_temperature": params.tau, "cuts": params.cuts,
         "change_at_cut": params.change_at_cut, "moves": params.moves,
-        "n_tries": params.n_tries, "adaptive": params.adaptive, "mh_steps": run.steps,
+        "n_tries": params.n_tries, "block_tries": params.block_tries, "adaptive": params.adaptive,
+        "mh_steps": run.steps,
         "early_rejected": run.early_rejected,
         "first_token_changes": run.first_token_moves[0], "first_token_proposals": run.first_token_proposals[0],
         "approx_entropy": run.meter.approx_entropy,

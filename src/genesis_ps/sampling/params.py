@@ -130,6 +130,11 @@ class SamplerParams:
     ``capabilities.exclude_first``; ``decision`` also next-token entropies."""
     n_tries: int = 1
     """MH: suffixes proposed at each cut in one batched call (multiple-try Metropolis when > 1)."""
+    block_tries: int = 1
+    """MH: continuations drawn for each new block in one batched call, one kept with probability ∝ its
+    importance weight p^α/q (sampling-importance-resampling), so each block's chain starts nearer p^α given
+    the prefix; 1 draws one, as the paper does. It changes where each block's chain starts, never its
+    steps, so the chain's target stays p^α (``bench exactness`` row ``mh_decision_bt2``)."""
     adaptive: bool = False
     """MH: end the steps of every block but the last once ``patience`` steps in a row left the state
     unchanged (the last block always runs ``n_mcmc`` steps: stopping there on the chain's own path biased
@@ -238,6 +243,7 @@ def _check_extensions(p: SamplerParams) -> None:
         if not isinstance(getattr(p, flag), bool):
             raise ConfigError(flag, f"must be true or false, got {getattr(p, flag)!r}")
     _at_least("n_tries", p.n_tries, 1)
+    _at_least("block_tries", p.block_tries, 1)
     _at_least("patience", p.patience, 1)
     _at_least("max_rounds", p.max_rounds, 1)
     _at_least("ramp_tokens", p.ramp_tokens, 0)
