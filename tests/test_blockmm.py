@@ -79,14 +79,14 @@ def test_eight_rows_by_column_pairs_cover_every_column_count(reader: object, n: 
 @needs_kernel
 @pytest.mark.parametrize("name", ["blk.3.ffn_down.weight", "blk.0.attn_q.weight", "token_embd.weight"])
 def test_a_row_gets_the_same_bits_alone_and_in_a_small_batch(reader: object, name: str) -> None:
-    """Batches below eight rows (up to three without AVX-512VL) sum each row in the one-row order, so a
+    """Batches of up to five rows (three without AVX-512VL) sum each row in the one-row order, so a
     sequence decoded beside others (multiple tries, block tries, small SMC) gets the logits it gets alone."""
     t = tensor(reader, name)
     k = int(t.shape[0])  # type: ignore[attr-defined]
     bm = blockmm.BlockMatrix(torch.from_numpy(t.data.copy()), t.tensor_type.name, k)  # type: ignore[attr-defined]
     x = torch.randn(7, k, generator=torch.Generator().manual_seed(7))
     alone = torch.cat([bm(x[r : r + 1]) for r in range(7)])
-    top = 7 if "-mavx512vl" in blockmm._flags() else 3
+    top = 5 if "-mavx512vl" in blockmm._flags() else 3
     for rows in range(2, top + 1):
         for threads in (1, 2):
             assert torch.equal(bm(x[:rows], threads), alone[:rows]), rows

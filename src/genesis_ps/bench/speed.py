@@ -277,9 +277,9 @@ def _print_table(report: dict[str, Any]) -> None:
             ("MH (reference style)", report["mh_reference_style_s"], report["mh_reference_style_tokens_generated"]),
             (f"SMC ({s['n_particles']}), no CoW", pr["smc_no_cow"]["wall_s"], pr["smc_no_cow"]["tokens_generated"]),
             (f"SMC ({s['n_particles']}), CoW KV", report["smc_s"], report["smc_tokens_generated"])]
-    print(f"{'method':<24}{'wall s':>10}{'tokens':>10}{'ms/token':>10}")
+    print(f"{'method':<28}{'wall s':>10}{'tokens':>10}{'ms/token':>10}")
     for name, sec, tok in rows:
-        print(f"{name:<24}{sec:>10.2f}{tok:>10d}{1000 * sec / max(tok, 1):>10.1f}")
+        print(f"{name:<28}{sec:>10.2f}{tok:>10d}{1000 * sec / max(tok, 1):>10.1f}")
     print(f"KV peak: SMC no CoW {pr['smc_no_cow']['kv_peak_bytes'] / 2**20:.1f} MiB, "
           f"CoW {pr['smc']['kv_peak_bytes'] / 2**20:.1f} MiB")
     ll = report.get("loglik")

@@ -8,7 +8,7 @@
  * which is exactly how the GGUF reader dequantises it in numpy: the weights used are bit for bit the
  * fp32 weights of the dequantised model, and only the order of the fp32 sums differs from a GEMM.
  *
- * A row's sums run in one fixed order whether it is multiplied alone or with up to six other rows (up to two
+ * A row's sums run in one fixed order whether it is multiplied alone or with up to four other rows (up to two
  * on a CPU without AVX-512VL): few_rows gives each row four accumulators as the one-row loop does, so
  * those batches decode each row with the bits it gets alone, and keep 4·R fma chains in flight where one
  * chain per row waited on each fma's latency. Full groups of eight rows use rows8_cols2 (another order).
@@ -108,14 +108,22 @@ static void rows8_cols2(int kind, const uint8_t *row0, const uint8_t *row1, int6
     }
 }
 
-/* R rows (R <= 6) by one output column, each row's sum in the order of the one-row loop: four
+#ifdef __AVX512VL__
+#define GROUP 5 /* 4·5 accumulators, 4 weight vectors and an x vector: 25 of AVX-512VL's 32 registers */
+#define FEW 5   /* six or seven rows: one chain per row already hides the latency, and measured no slower */
+#else
+#define GROUP 3 /* 4·3 + 4 + 1 = 17 of AVX2's 16 registers: one spill, still ahead of one chain per row */
+#define FEW 3   /* above this, two weight passes would cost more than rows_chain's latency */
+#endif
+
+/* R rows (R <= GROUP) by one output column, each row's sum in the order of the one-row loop: four
  * accumulators, one per 8-weight quarter of a block, added pairwise at the end. A row decoded in a batch of
- * up to seven rows therefore gets the same bits as decoded alone, and the 4·R independent fma chains keep
+ * up to FEW rows therefore gets the same bits as decoded alone, and the 4·R independent fma chains keep
  * the FMA units busy where one chain per row would wait on each fma's latency. */
 static inline __attribute__((always_inline)) void rows_col1(int kind, const uint8_t *row, int64_t nb,
                                                             int64_t bsize, const float *xs, int64_t ldx,
                                                             float *ys, int64_t ldy, int64_t n, const int R) {
-    __m256 acc[6][4];
+    __m256 acc[GROUP][4];
     for (int r = 0; r < R; r++)
         for (int i = 0; i < 4; i++) acc[r][i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
@@ -129,14 +137,6 @@ static inline __attribute__((always_inline)) void rows_col1(int kind, const uint
     for (int r = 0; r < R; r++)
         ys[r * ldy + n] = hsum(_mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3])));
 }
-
-#ifdef __AVX512VL__
-#define GROUP 6 /* 4·6 accumulators, 4 weight vectors and an x vector: 29 of AVX-512VL's 32 registers */
-#define FEW 7   /* every row count below MAX_ROWS goes through few_rows */
-#else
-#define GROUP 3 /* 4·3 + 4 + 1 = 17 of AVX2's 16 registers: one spill, still ahead of one chain per row */
-#define FEW 3   /* above this, two weight passes would cost more than rows_chain's latency */
-#endif
 
 /* Rows [0, mr) (mr <= FEW) of output column n, in groups of at most GROUP rows that each dequantise the
  * weights once. */
@@ -153,8 +153,7 @@ static inline __attribute__((always_inline)) void few_rows(int kind, const uint8
 #if GROUP > 3
         case 3: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 3); break;
         case 4: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 4); break;
-        case 5: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 5); break;
-        default: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 6); break;
+        default: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 5); break;
 #else
         default: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 3); break;
 #endif
@@ -163,7 +162,7 @@ static inline __attribute__((always_inline)) void few_rows(int kind, const uint8
 }
 
 /* Rows [0, mr) of output column n, one accumulator per row (rows8_cols2's order, for its odd last column,
- * and for row counts above FEW on AVX2). */
+ * and for row counts above FEW). */
 static void rows_chain(int kind, const uint8_t *row, int64_t nb, int64_t bsize, const float *xs, int64_t ldx,
                        float *ys, int64_t ldy, int64_t n, int64_t mr) {
     __m256 acc[MAX_ROWS];
