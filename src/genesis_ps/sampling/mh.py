@@ -12,6 +12,12 @@ the length term are what keep the chain exact once EOS ends sequences at differe
 ablations ``stage_limit=False`` (regenerate to the state's own length) and ``length_term=False`` drop them,
 to show what goes wrong (see ``genesis-ps bench exactness``).
 
+With ``block_tries = K > 1`` a new block is drawn K times in one batched call and one draw kept with
+probability ∝ its importance weight α·Σlog p − Σlog q (plus the tilt's reward term): given the prefix, a
+block of p^α is distributed ∝ p(block | prefix)^α, which sampling-importance-resampling approaches, so
+the block's chain starts nearer its target. Only the start changes, never a step, so the chain's target
+stays p^α.
+
 Where a step cuts and what it proposes there — the plain move above, ``differ`` (a suffix that always
 differs from the current one, generated from its first difference) or ``decision`` moves — is planned by
 :mod:`genesis_ps.sampling.moves`; each move's own ratio term is in :mod:`genesis_ps.sampling.cuts`.
