@@ -9,8 +9,9 @@ Rows, each one run on the embedded model with the same prompt, α, B, N_MCMC, le
 * ``mh_decision`` — decision-point MH: entropy cuts with ``moves="decision"`` (every proposal differs from
   the current state, generated from its first difference; some steps change the token before an entropy
   jump; exact; :mod:`genesis_ps.sampling.cuts`);
-* ``mh_decision_bt2`` — decision-point MH whose blocks each start from the better-weighted of two draws
-  (``block_tries=2``: sampling-importance-resampling, one batched call; the chain's steps are unchanged);
+* ``mh_decision_bt2`` — decision-point MH whose blocks each start from one of two draws picked in
+  proportion to its importance weight (``block_tries=2``: sampling-importance-resampling, one batched
+  call; the chain's steps are unchanged);
 * ``mh_adaptive`` — uniform cuts, adaptive effort (every block but the last stops after ``patience``
   unchanged steps);
 * ``tps`` — token-level power sampling at its default settings (the tokens after a decision taken from the
@@ -32,10 +33,11 @@ gains), and TPS's total wall time over single-shot's (``tps_wall_vs_single``) �
 new tokens), today's MH gives a mean log-likelihood per token of the returned text; the same MH with early
 rejection is run once at the same N_MCMC (its wall time over today's is ``mh_early_time_ratio``: the same
 chain, so the same log-likelihood in distribution); decision-point MH (entropy cuts) is then run, in this
-fixed order of rising cost, at N_MCMC = 1 with decision moves and then differ moves (one try each), the
+fixed order of roughly rising cost, at N_MCMC = 1 with decision moves and then differ moves (one try each), the
 same two with two block tries (each block's start resampled from two draws by importance weight), then
 with plain moves at 2, 4 and 8 tries per cut (``SEARCH``), then the same at N_MCMC = 2, … up to
-2·n_mcmc, until its mean reaches that;
+2·n_mcmc, until its mean reaches that (the first of several configurations to reach a mean has
+several chances to reach it by the prompts' noise: the paired interval ``difference`` is the honest read);
 ``mh_entropy_time_to_mh_loglik`` is its wall time there over today's MH's (None when none reached it),
 both timed again side by side once it is found — today's MH and that configuration back to back on each
 prompt, with the search's seeds — because the host's speed drifts over the minutes a search takes (the

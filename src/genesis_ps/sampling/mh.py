@@ -13,7 +13,7 @@ ablations ``stage_limit=False`` (regenerate to the state's own length) and ``len
 to show what goes wrong (see ``genesis-ps bench exactness``).
 
 With ``block_tries = K > 1`` a new block is drawn K times in one batched call and one draw kept with
-probability ∝ its importance weight α·Σlog p − Σlog q (plus the tilt's reward term): given the prefix, a
+probability ∝ its importance weight exp(α·Σlog p − Σlog q) (times the tilt's reward factor): given the prefix, a
 block of p^α is distributed ∝ p(block | prefix)^α, which sampling-importance-resampling approaches, so
 the block's chain starts nearer its target. Only the start changes, never a step, so the chain's target
 stays p^α.
