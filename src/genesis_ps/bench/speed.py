@@ -289,9 +289,7 @@ def _print_table(report: dict[str, Any]) -> None:
               f"{ll['mh_mean_loglik']:.4f} in {ll['mh_wall_s']:.1f}s; entropy-cut MH "
               + (f"reached it at N_MCMC={hit['n_mcmc']}, {hit['n_tries']} tries, {hit.get('moves', 'plain')} moves, "
                  f"{hit.get('block_tries', 1)} block tries "
-                 f"({hit['mean_loglik']:.4f}, paired "
-                 f"difference {hit['difference']['mean']:+.4f} [{hit['difference']['ci'][0]:+.4f}, "
-                 f"{hit['difference']['ci'][1]:+.4f}]) in {hit['wall_s']:.1f}s"
+                 f"({hit['mean_loglik']:.4f}, paired difference {_ci(hit['difference'])}) in {hit['wall_s']:.1f}s"
                  if hit else "did not reach it"))
         if ll.get("paired_wall_s"):
             w = ll["paired_wall_s"]

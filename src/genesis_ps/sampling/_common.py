@@ -20,8 +20,17 @@ from genesis_ps.sampling.target import Target
 
 __all__ = [
     "EMPTY", "Best", "Consensus", "Meter", "State", "check_one_alpha", "make_result", "mixing_note", "new_seed",
-    "state_text",
+    "normalise", "state_text",
 ]
+
+
+def normalise(logw: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Probabilities ∝ exp(``logw``), without overflow (the largest weight is subtracted first): how MH picks
+    among tries and block draws, SMC weighs its particles and TPS picks a rollout."""
+    a = np.asarray(logw, dtype=float)
+    w: np.ndarray = np.exp(a - np.max(a))
+    out: np.ndarray = w / w.sum()
+    return out
 
 
 @dataclass(frozen=True, slots=True)

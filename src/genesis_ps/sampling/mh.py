@@ -44,6 +44,7 @@ from genesis_ps.sampling._common import (
     check_one_alpha,
     make_result,
     mixing_note,
+    normalise,
     state_text,
 )
 from genesis_ps.sampling.cuts import differ_bound, mtm_log_ratio, suffix_log_weight
@@ -209,13 +210,13 @@ async def mh_chains(
             segs = await meter.extend([states[i].tokens for i in grow for _ in range(nb)],
                                       [m for m in max_new for _ in range(nb)], tau)  # fmt: skip
             for a, i in enumerate(grow):
-                grown = [states[i].grow(seg) for seg in segs[a * nb : (a + 1) * nb]]
+                mine = segs[a * nb : (a + 1) * nb]
+                grown = [states[i].grow(seg) for seg in mine]
                 got = [rterm(g) for g in grown] if tilted else [0.0] * nb
                 j = 0
                 if nb > 1:  # sampling-importance-resampling: one continuation ∝ π/q given the shared prefix
-                    w = [suffix_log_weight(alpha, seg.logp, seg.logq, r)
-                         for seg, r in zip(segs[a * nb : (a + 1) * nb], got, strict=True)]  # fmt: skip
-                    j = int(rng.choice(nb, p=_softmax(w)))
+                    w = [suffix_log_weight(alpha, seg.logp, seg.logq, r) for seg, r in zip(mine, got, strict=True)]
+                    j = int(rng.choice(nb, p=normalise(w)))
                 states[i], rewards[i] = grown[j], got[j]
         if final_stage:
             for i, s in enumerate(states):
@@ -280,7 +281,7 @@ async def mh_chains(
                 tries = found
                 r_try = [rterm(y) for y in tries] if tilted else [0.0] * k_tries
                 w_try = [suffix_log_weight(alpha, y.logp[t:], y.logq[t:], r) for y, r in zip(tries, r_try, strict=True)]
-                j = 0 if k_tries == 1 else int(rng.choice(k_tries, p=_softmax(w_try)))
+                j = 0 if k_tries == 1 else int(rng.choice(k_tries, p=normalise(w_try)))
                 y = tries[j]
                 cur_cut = m.cut_logp
                 prop_cut = float(cut_logp(y, m.rule)[t]) if length_term else cur_cut
@@ -332,12 +333,6 @@ def _need(u: float, alpha: float, x: State, t: int, reward: float, cur_cut: floa
     """The threshold ``log u + w(x[t:]) + log q_cut(t | x)`` a proposal's ratio must reach."""
     log_u = math.log(u) if u > 0 else -math.inf
     return log_u + suffix_log_weight(alpha, x.logp[t:], x.logq[t:], reward) + cur_cut
-
-
-def _softmax(logw: Sequence[float]) -> np.ndarray:
-    w = np.exp(np.asarray(logw) - max(logw))
-    out: np.ndarray = w / w.sum()
-    return out
 
 
 async def run_mh(

@@ -30,7 +30,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genesis_ps.errors import ConfigError
-from genesis_ps.sampling._common import EMPTY, Consensus, Meter, State, check_one_alpha, make_result, state_text
+from genesis_ps.sampling._common import (
+    EMPTY,
+    Consensus,
+    Meter,
+    State,
+    check_one_alpha,
+    make_result,
+    normalise,
+    state_text,
+)
 from genesis_ps.sampling.mh import stage_limits
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, TokenModel
@@ -90,12 +99,6 @@ def incremental_log_weight(
 def _lse(x: np.ndarray) -> float:
     m = float(np.max(x))
     return m + math.log(float(np.exp(x - m).sum())) if math.isfinite(m) else m
-
-
-def normalise(logw: np.ndarray) -> np.ndarray:
-    w: np.ndarray = np.exp(logw - np.max(logw))
-    out: np.ndarray = w / w.sum()
-    return out
 
 
 def ess(logw: np.ndarray) -> float:

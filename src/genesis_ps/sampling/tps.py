@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from genesis_ps.errors import CapabilityError, ConfigError
-from genesis_ps.sampling._common import EMPTY, Meter, State, check_one_alpha, make_result
+from genesis_ps.sampling._common import EMPTY, Meter, State, check_one_alpha, make_result, normalise
 from genesis_ps.sampling.params import Budget, SamplerParams
 from genesis_ps.sampling.protocol import Prompt, Segment, TokenModel
 from genesis_ps.sampling.result import GenerationResult
@@ -102,8 +102,7 @@ def reuse_rollout(
     nothing = Segment(tokens=(), logp=(), logq=(), eos=False)
     if any(len(f.entropy) != f.n_tokens for f in futures) or futures[0].entropy[0] >= decision_entropy:
         return nothing
-    w = np.exp(np.asarray(logw, dtype=float) - max(logw))
-    s = futures[int(rng.choice(len(futures), p=w / w.sum()))]
+    s = futures[int(rng.choice(len(futures), p=normalise(logw)))]
     k = next((i for i, e in enumerate(s.entropy) if e >= decision_entropy), s.n_tokens)
     return Segment(tokens=s.tokens[:k], logp=s.logp[:k], logq=s.logq[:k], eos=s.eos and k == s.n_tokens,
                    entropy=s.entropy[:k])  # fmt: skip

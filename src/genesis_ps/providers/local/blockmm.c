@@ -109,21 +109,20 @@ static void rows8_cols2(int kind, const uint8_t *row0, const uint8_t *row1, int6
 }
 
 #ifdef __AVX512VL__
-#define GROUP 5 /* 4·5 accumulators, 4 weight vectors and an x vector: 25 of AVX-512VL's 32 registers */
-#define FEW 5   /* six or seven rows: one chain per row already hides the latency, and measured no slower */
+#define FEW 5 /* 4·5 accumulators, 4 weight vectors, an x vector: 25 of AVX-512VL's 32 registers; six or seven
+               * rows go to rows_chain, which already hides the latency there and measured no slower */
 #else
-#define GROUP 3 /* 4·3 + 4 + 1 = 17 of AVX2's 16 registers: one spill, still ahead of one chain per row */
-#define FEW 3   /* above this, two weight passes would cost more than rows_chain's latency */
+#define FEW 3 /* 4·3 + 4 + 1 = 17 of AVX2's 16 registers: one spill, still ahead of one chain per row */
 #endif
 
-/* R rows (R <= GROUP) by one output column, each row's sum in the order of the one-row loop: four
+/* R rows (R <= FEW) by one output column, each row's sum in the order of the one-row loop: four
  * accumulators, one per 8-weight quarter of a block, added pairwise at the end. A row decoded in a batch of
  * up to FEW rows therefore gets the same bits as decoded alone, and the 4·R independent fma chains keep
  * the FMA units busy where one chain per row would wait on each fma's latency. */
 static inline __attribute__((always_inline)) void rows_col1(int kind, const uint8_t *row, int64_t nb,
                                                             int64_t bsize, const float *xs, int64_t ldx,
                                                             float *ys, int64_t ldy, int64_t n, const int R) {
-    __m256 acc[GROUP][4];
+    __m256 acc[FEW][4];
     for (int r = 0; r < R; r++)
         for (int i = 0; i < 4; i++) acc[r][i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
@@ -138,26 +137,20 @@ static inline __attribute__((always_inline)) void rows_col1(int kind, const uint
         ys[r * ldy + n] = hsum(_mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3])));
 }
 
-/* Rows [0, mr) (mr <= FEW) of output column n, in groups of at most GROUP rows that each dequantise the
- * weights once. */
+/* Rows [0, mr) (2 <= mr <= FEW) of output column n in one pass over the weights: a constant row count
+ * per call, so the compiler keeps the accumulators in registers. */
 static inline __attribute__((always_inline)) void few_rows(int kind, const uint8_t *row, int64_t nb,
                                                            int64_t bsize, const float *xs, int64_t ldx,
                                                            float *ys, int64_t ldy, int64_t n, int64_t mr) {
-    for (int64_t r0 = 0; r0 < mr; r0 += GROUP) {
-        const int64_t g = mr - r0 < GROUP ? mr - r0 : GROUP;
-        const float *x = xs + r0 * ldx;
-        float *y = ys + r0 * ldy;
-        switch (g) { /* a constant row count per call, so the compiler keeps the accumulators in registers */
-        case 1: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 1); break;
-        case 2: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 2); break;
-#if GROUP > 3
-        case 3: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 3); break;
-        case 4: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 4); break;
-        default: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 5); break;
+    switch (mr) {
+    case 2: rows_col1(kind, row, nb, bsize, xs, ldx, ys, ldy, n, 2); break;
+#if FEW > 3
+    case 3: rows_col1(kind, row, nb, bsize, xs, ldx, ys, ldy, n, 3); break;
+    case 4: rows_col1(kind, row, nb, bsize, xs, ldx, ys, ldy, n, 4); break;
+    default: rows_col1(kind, row, nb, bsize, xs, ldx, ys, ldy, n, 5); break;
 #else
-        default: rows_col1(kind, row, nb, bsize, x, ldx, y, ldy, n, 3); break;
+    default: rows_col1(kind, row, nb, bsize, xs, ldx, ys, ldy, n, 3); break;
 #endif
-        }
     }
 }
 
